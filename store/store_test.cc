@@ -1,0 +1,227 @@
+#include "store/store.h"
+
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "store/fault_env.h"
+
+namespace cellar::store {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr uint64_t kMiB = 1ull << 20;
+
+// Real arenas: these tests mount tmpfs, so they run as root (as the node plugin does).
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cellar-store-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_ / "arenas", ec)) {
+      ::umount2(e.path().c_str(), MNT_DETACH);
+    }
+    fs::remove_all(dir_);
+  }
+
+  void Open(uint64_t capacity = 64 * kMiB, uint32_t max_volumes = 16, Env* env = nullptr) {
+    store_.reset();
+    auto s = Store::Open({dir_, capacity, max_volumes, env});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+
+  Volume MustCreate(const std::string& name, uint64_t size) {
+    auto v = store_->Create({name, size, false, {}});
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    return v.ok() ? *v : Volume{};
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, CreateMountsASizedArena) {
+  Open();
+  Volume v = MustCreate("pvc-a", 8 * kMiB);
+  EXPECT_TRUE(IsVolumeId(v.id));
+  EXPECT_EQ(v.slot, 1u);
+  auto usage = store_->Usage(v.id);
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->total_bytes, 8 * kMiB);
+  EXPECT_EQ(store_->Capacity().available_bytes, 56 * kMiB);
+}
+
+TEST_F(StoreTest, ArenaEnforcesCapacityWithEnospc) {
+  Open();
+  Volume v = MustCreate("pvc-a", 1 * kMiB);
+  std::string chunk(64 * 1024, 'x');
+  FILE* f = fopen((store_->ArenaPath(v.id) / "big").c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  size_t written = 0;
+  int err = 0;
+  for (int i = 0; i < 64; ++i) {
+    if (fwrite(chunk.data(), 1, chunk.size(), f) != chunk.size() || fflush(f) != 0) {
+      err = errno;
+      break;
+    }
+    written += chunk.size();
+  }
+  fclose(f);
+  EXPECT_EQ(err, ENOSPC);
+  EXPECT_LE(written, 1 * kMiB);
+}
+
+TEST_F(StoreTest, NameTakenIsAlreadyExists) {
+  Open();
+  MustCreate("pvc-a", kMiB);
+  auto again = store_->Create({"pvc-a", kMiB, false, {}});
+  EXPECT_EQ(again.status().code(), Code::kAlreadyExists);
+}
+
+TEST_F(StoreTest, CapacityAndCountLimitsAreResourceExhausted) {
+  Open(4 * kMiB, 2);
+  MustCreate("a", 3 * kMiB);
+  auto too_big = store_->Create({"b", 2 * kMiB, false, {}});
+  EXPECT_EQ(too_big.status().code(), Code::kResourceExhausted);
+  EXPECT_NE(too_big.status().message().find("free"), std::string::npos);
+  MustCreate("b", kMiB);
+  auto too_many = store_->Create({"c", 4096, false, {}});
+  EXPECT_EQ(too_many.status().code(), Code::kResourceExhausted);
+}
+
+TEST_F(StoreTest, DeleteReturnsCapacityAndUnmounts) {
+  Open();
+  Volume v = MustCreate("a", 32 * kMiB);
+  fs::path arena = store_->ArenaPath(v.id);
+  ASSERT_TRUE(store_->Delete(v.id).ok());
+  EXPECT_FALSE(fs::exists(arena));
+  EXPECT_EQ(store_->Capacity().available_bytes, 64 * kMiB);
+  EXPECT_EQ(store_->Delete(v.id).code(), Code::kNotFound);
+  EXPECT_FALSE(store_->FindByName("a").has_value());
+}
+
+TEST_F(StoreTest, ResizeGrowsArenaAndRefusesBeyondNode) {
+  Open();
+  Volume v = MustCreate("a", 8 * kMiB);
+  auto grown = store_->Resize(v.id, 16 * kMiB);
+  ASSERT_TRUE(grown.ok());
+  EXPECT_EQ(store_->Usage(v.id)->total_bytes, 16 * kMiB);
+  auto same = store_->Resize(v.id, 4 * kMiB);  // never shrinks
+  EXPECT_EQ(same->capacity_bytes, 16 * kMiB);
+  EXPECT_EQ(store_->Resize(v.id, 128 * kMiB).status().code(), Code::kOutOfRange);
+}
+
+TEST_F(StoreTest, EverythingSurvivesReopenWithData) {
+  Open();
+  Volume a = MustCreate("a", 8 * kMiB);
+  Volume b = MustCreate("b", 4 * kMiB);
+  ASSERT_TRUE(store_->Resize(b.id, 6 * kMiB).ok());
+  ASSERT_TRUE(store_->AddPublication(a.id, {"/t/1", true, {"noexec"}, 1}).ok());
+  { std::ofstream(store_->ArenaPath(a.id) / "file") << "payload"; }
+  store_.reset();  // the process goes; arenas stay mounted
+
+  Open();
+  auto list = store_->List();
+  ASSERT_EQ(list.size(), 2u);
+  auto ra = store_->Get(a.id);
+  ASSERT_TRUE(ra.ok());
+  EXPECT_EQ(ra->publications.at("/t/1").mount_flags, std::vector<std::string>{"noexec"});
+  EXPECT_EQ(store_->Get(b.id)->capacity_bytes, 6 * kMiB);
+  std::string content;
+  std::ifstream(store_->ArenaPath(a.id) / "file") >> content;
+  EXPECT_EQ(content, "payload");
+  EXPECT_FALSE(store_->Health(a.id).abnormal);
+  EXPECT_EQ(store_->Capacity().allocated_bytes, 14 * kMiB);
+}
+
+TEST_F(StoreTest, LostArenaComesBackEmptyAndAbnormal) {
+  Open();
+  Volume a = MustCreate("a", 8 * kMiB);
+  fs::path arena = store_->ArenaPath(a.id);
+  store_.reset();
+  ASSERT_EQ(::umount2(arena.c_str(), MNT_DETACH), 0);  // what a reboot does to memory
+  Open();
+  VolumeHealth h = store_->Health(a.id);
+  EXPECT_TRUE(h.abnormal);
+  EXPECT_NE(h.message.find("lost"), std::string::npos);
+  EXPECT_EQ(store_->Usage(a.id)->total_bytes, 8 * kMiB);
+}
+
+TEST_F(StoreTest, OrphanArenaIsRemovedAtOpen) {
+  Open();
+  fs::path orphan = dir_ / "arenas" / "vol-00000000000000000000000000000000";
+  ASSERT_TRUE(RealEnv().CreateDirectories(orphan).ok());
+  ASSERT_TRUE(RealEnv().MountTmpfs(orphan, kMiB).ok());
+  Open();
+  EXPECT_FALSE(fs::exists(orphan));
+}
+
+TEST_F(StoreTest, FailedJournalWriteRollsBackCreate) {
+  FaultEnv env(RealEnv());
+  Open(64 * kMiB, 16, &env);
+  env.FailSyncs(true);
+  auto v = store_->Create({"a", kMiB, false, {}});
+  EXPECT_EQ(v.status().err(), EIO);
+  env.FailSyncs(false);
+  EXPECT_EQ(store_->Capacity().allocated_bytes, 0u);
+  EXPECT_TRUE(store_->List().empty());
+  MustCreate("a", kMiB);  // the name is free again
+}
+
+TEST_F(StoreTest, FailedMountRollsBackCreate) {
+  FaultEnv env(RealEnv());
+  Open(64 * kMiB, 16, &env);
+  env.FailMounts(true);
+  auto v = store_->Create({"a", kMiB, false, {}});
+  EXPECT_EQ(v.status().code(), Code::kResourceExhausted);
+  env.FailMounts(false);
+  EXPECT_EQ(store_->Capacity().allocated_bytes, 0u);
+  Open(64 * kMiB, 16, &env);
+  EXPECT_TRUE(store_->List().empty());
+}
+
+TEST_F(StoreTest, ManyChangesCompactAndReplay) {
+  Open(1024 * kMiB, 1024);
+  std::vector<std::string> kept;
+  for (int i = 0; i < 300; ++i) {
+    Volume v = MustCreate("v" + std::to_string(i), kMiB);
+    ASSERT_TRUE(store_->AddPublication(v.id, {"/t/" + std::to_string(i), false, {}, 1}).ok());
+    if (i % 3 == 0) {
+      ASSERT_TRUE(store_->RemovePublication(v.id, "/t/" + std::to_string(i)).ok());
+      ASSERT_TRUE(store_->Delete(v.id).ok());
+    } else {
+      kept.push_back(v.id);
+    }
+  }
+  Open(1024 * kMiB, 1024);
+  auto list = store_->List();
+  ASSERT_EQ(list.size(), kept.size());
+  for (const auto& v : list) EXPECT_EQ(v.publications.size(), 1u);
+}
+
+TEST_F(StoreTest, SlotsAreReused) {
+  Open();
+  Volume a = MustCreate("a", kMiB);
+  Volume b = MustCreate("b", kMiB);
+  ASSERT_TRUE(store_->Delete(a.id).ok());
+  Volume c = MustCreate("c", kMiB);
+  EXPECT_EQ(c.slot, a.slot);
+  EXPECT_NE(c.slot, b.slot);
+}
+
+TEST_F(StoreTest, RelativeStateDirIsRejected) {
+  auto s = Store::Open({"relative/dir", kMiB, 1, nullptr});
+  EXPECT_EQ(s.status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cellar::store
