@@ -1,0 +1,27 @@
+#include "csi/volume_source.h"
+
+namespace cellar::csi {
+
+namespace {
+
+class ArenaSource final : public VolumeSource {
+ public:
+  explicit ArenaSource(const store::Store& store) : store_(store) {}
+  Status Attach(const store::Volume&) override { return Status::Ok(); }
+  Status Detach(const std::string&) override { return Status::Ok(); }
+  std::filesystem::path Dir(const std::string& volume_id) const override {
+    return store_.ArenaPath(volume_id);
+  }
+  Status Healthy() const override { return Status::Ok(); }
+
+ private:
+  const store::Store& store_;
+};
+
+}  // namespace
+
+std::unique_ptr<VolumeSource> MakeArenaSource(const store::Store& store) {
+  return std::make_unique<ArenaSource>(store);
+}
+
+}  // namespace cellar::csi

@@ -1,0 +1,268 @@
+#include "csi/controller_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/size.h"
+#include "csi/validation.h"
+#include "store/volume.h"
+
+namespace cellar::csi {
+
+using namespace ::csi::v1;
+
+namespace {
+
+// Fills the volume condition of a status message from the store's view.
+template <typename StatusMessage>
+void FillCondition(const store::Store& s, const std::string& id, StatusMessage* out) {
+  store::VolumeHealth h = s.Health(id);
+  out->mutable_volume_condition()->set_abnormal(h.abnormal);
+  out->mutable_volume_condition()->set_message(h.abnormal ? h.message : "healthy");
+}
+
+}  // namespace
+
+bool ControllerService::IsThisNode(const Topology& topology) const {
+  const auto& segments = topology.segments();
+  if (segments.size() != 1) return false;
+  auto it = segments.find(kTopologyKey);
+  return it != segments.end() && it->second == ctx_.config.node_id;
+}
+
+Status ControllerService::CheckTopology(const TopologyRequirement& req,
+                                        const std::string& what) const {
+  if (req.requisite().empty()) return Status::Ok();  // preferred alone is a wish
+  for (const auto& t : req.requisite()) {
+    if (IsThisNode(t)) return Status::Ok();
+  }
+  return Error(Code::kResourceExhausted,
+               "{}: the requisite topology excludes node \"{}\"; a Cellar volume can only be "
+               "created in the memory of the node that serves the request",
+               what, ctx_.config.node_id);
+}
+
+void ControllerService::FillVolume(const store::Volume& v, ::csi::v1::Volume* out) const {
+  out->set_volume_id(v.id);
+  out->set_capacity_bytes(static_cast<int64_t>(v.capacity_bytes));
+  (*out->mutable_accessible_topology()->Add()->mutable_segments())[kTopologyKey] =
+      ctx_.config.node_id;
+  for (const auto& [k, val] : v.parameters) (*out->mutable_volume_context())[k] = val;
+}
+
+void ControllerService::FillStatus(const store::Volume& v,
+                                   ControllerGetVolumeResponse::VolumeStatus* out) const {
+  if (!v.publications.empty()) out->add_published_node_ids(ctx_.config.node_id);
+  FillCondition(ctx_.store, v.id, out);
+}
+
+grpc::Status ControllerService::CreateVolume(grpc::ServerContext*, const CreateVolumeRequest* req,
+                                             CreateVolumeResponse* resp) {
+  return ToGrpc(DoCreate(*req, resp));
+}
+
+Status ControllerService::DoCreate(const CreateVolumeRequest& req, CreateVolumeResponse* resp) {
+  if (req.name().empty()) return InvalidArgument("CreateVolume: name is empty");
+  std::string what = fmt::format("volume \"{}\"", req.name());
+  RETURN_IF_ERROR(CheckCapabilities(req.volume_capabilities(), what));
+  if (req.has_volume_content_source()) {
+    return Error(Code::kInvalidArgument,
+                 "{}: content sources (snapshots, clones) are not supported", what);
+  }
+  if (!req.mutable_parameters().empty()) {
+    return Error(Code::kInvalidArgument, "{}: mutable_parameters are not supported", what);
+  }
+  ASSIGN_OR_RETURN(auto recorded, CheckParameters(req.parameters(), what));
+  ASSIGN_OR_RETURN(uint64_t capacity, CapacityFor(req.capacity_range(), what));
+  RETURN_IF_ERROR(CheckTopology(req.accessibility_requirements(), what));
+
+  LockSet::Guard guard(ctx_.volume_locks, "name:" + req.name());
+  if (auto existing = ctx_.store.FindByName(req.name())) {
+    if (existing->ephemeral) {
+      return Error(Code::kAlreadyExists, "{}: the name belongs to an inline ephemeral volume", what);
+    }
+    if (!CapacityFits(existing->capacity_bytes, req.capacity_range())) {
+      return Error(Code::kAlreadyExists,
+                   "{}: exists as {} with {}, which the requested range does not allow", what,
+                   existing->id, FormatSize(existing->capacity_bytes));
+    }
+    if (existing->parameters != recorded) {
+      return Error(Code::kAlreadyExists, "{}: exists as {} with different parameters", what,
+                   existing->id);
+    }
+    FillVolume(*existing, resp->mutable_volume());
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(store::Volume v,
+                   ctx_.store.Create({req.name(), capacity, false, std::move(recorded)}));
+  Status attached = ctx_.source.Attach(v);
+  if (!attached.ok()) {
+    (void)ctx_.store.Delete(v.id);
+    return attached.WithContext(what);
+  }
+  spdlog::info("created volume {} \"{}\" of {}", v.id, v.name, FormatSize(v.capacity_bytes));
+  FillVolume(v, resp->mutable_volume());
+  return Status::Ok();
+}
+
+grpc::Status ControllerService::DeleteVolume(grpc::ServerContext*, const DeleteVolumeRequest* req,
+                                             DeleteVolumeResponse*) {
+  const std::string& id = req->volume_id();
+  if (id.empty()) return ToGrpc(InvalidArgument("DeleteVolume: volume_id is empty"));
+  // The spec makes deletion idempotent: a volume that does not exist is deleted.
+  if (!store::IsVolumeId(id)) return grpc::Status::OK;
+  LockSet::Guard guard(ctx_.volume_locks, id);
+  auto v = ctx_.store.Get(id);
+  if (!v.ok()) return grpc::Status::OK;
+  if (!v->publications.empty()) {
+    return ToGrpc(Error(Code::kFailedPrecondition,
+                        "volume {}: still published at {} (unpublish it first)", id,
+                        v->publications.begin()->first));
+  }
+  Status st = ctx_.source.Detach(id);
+  if (!st.ok()) return ToGrpc(st.WithContext(fmt::format("volume {}", id)));
+  st = ctx_.store.Delete(id);
+  if (st.ok()) spdlog::info("deleted volume {} \"{}\", {} returned", id, v->name,
+                            FormatSize(v->capacity_bytes));
+  return ToGrpc(st);
+}
+
+grpc::Status ControllerService::ValidateVolumeCapabilities(
+    grpc::ServerContext*, const ValidateVolumeCapabilitiesRequest* req,
+    ValidateVolumeCapabilitiesResponse* resp) {
+  const std::string& id = req->volume_id();
+  if (id.empty()) return ToGrpc(InvalidArgument("ValidateVolumeCapabilities: volume_id is empty"));
+  if (req->volume_capabilities().empty()) {
+    return ToGrpc(Error(Code::kInvalidArgument, "volume {}: volume_capabilities is empty", id));
+  }
+  if (!store::IsVolumeId(id)) {
+    return ToGrpc(Error(Code::kNotFound, "volume \"{}\" does not exist (not a Cellar volume id)", id));
+  }
+  auto v = ctx_.store.Get(id);
+  if (!v.ok()) return ToGrpc(v.status());
+  std::string what = fmt::format("volume {}", id);
+  Status st = CheckCapabilities(req->volume_capabilities(), what);
+  if (st.ok()) {
+    auto recorded = CheckParameters(req->parameters(), what);
+    st = recorded.status();
+    if (st.ok() && !req->parameters().empty() && *recorded != v->parameters) {
+      st = Error(Code::kInvalidArgument, "{}: parameters differ from those it was created with", what);
+    }
+  }
+  if (!st.ok()) {
+    resp->set_message(st.message());  // unconfirmed, with the reason
+    return grpc::Status::OK;
+  }
+  auto* confirmed = resp->mutable_confirmed();
+  *confirmed->mutable_volume_capabilities() = req->volume_capabilities();
+  *confirmed->mutable_volume_context() = req->volume_context();
+  *confirmed->mutable_parameters() = req->parameters();
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::ListVolumes(grpc::ServerContext*, const ListVolumesRequest* req,
+                                            ListVolumesResponse* resp) {
+  if (req->max_entries() < 0) {
+    return ToGrpc(InvalidArgument("ListVolumes: max_entries must not be negative"));
+  }
+  // The token is the id to resume from. Resuming at the first id >= token keeps paging
+  // correct when volumes are deleted between pages.
+  const std::string& token = req->starting_token();
+  if (!token.empty() && !store::IsVolumeId(token)) {
+    return ToGrpc(Error(Code::kAborted, "ListVolumes: starting_token \"{}\" is not valid", token));
+  }
+  auto volumes = ctx_.store.List();
+  size_t limit = req->max_entries() > 0 ? static_cast<size_t>(req->max_entries()) : volumes.size();
+  for (const auto& v : volumes) {
+    if (!token.empty() && v.id < token) continue;
+    if (static_cast<size_t>(resp->entries_size()) == limit) {
+      resp->set_next_token(v.id);
+      break;
+    }
+    auto* entry = resp->add_entries();
+    FillVolume(v, entry->mutable_volume());
+    if (!v.publications.empty()) entry->mutable_status()->add_published_node_ids(ctx_.config.node_id);
+    FillCondition(ctx_.store, v.id, entry->mutable_status());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::GetCapacity(grpc::ServerContext*, const GetCapacityRequest* req,
+                                            GetCapacityResponse* resp) {
+  if (req->has_accessible_topology() && !IsThisNode(req->accessible_topology())) {
+    resp->set_available_capacity(0);  // another node's segment: not ours to give
+    return grpc::Status::OK;
+  }
+  for (const auto& cap : req->volume_capabilities()) {
+    if (!CheckCapability(cap, "GetCapacity").ok()) {
+      resp->set_available_capacity(0);
+      return grpc::Status::OK;
+    }
+  }
+  auto params = CheckParameters(req->parameters(), "GetCapacity");
+  if (!params.ok()) return ToGrpc(params.status());
+  store::CapacityInfo c = ctx_.store.Capacity();
+  resp->set_available_capacity(static_cast<int64_t>(c.available_bytes));
+  resp->mutable_maximum_volume_size()->set_value(static_cast<int64_t>(c.available_bytes));
+  resp->mutable_minimum_volume_size()->set_value(static_cast<int64_t>(kMinVolumeBytes));
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::ControllerGetCapabilities(
+    grpc::ServerContext*, const ControllerGetCapabilitiesRequest*,
+    ControllerGetCapabilitiesResponse* resp) {
+  for (auto type : {ControllerServiceCapability::RPC::CREATE_DELETE_VOLUME,
+                    ControllerServiceCapability::RPC::GET_CAPACITY,
+                    ControllerServiceCapability::RPC::LIST_VOLUMES,
+                    ControllerServiceCapability::RPC::LIST_VOLUMES_PUBLISHED_NODES,
+                    ControllerServiceCapability::RPC::EXPAND_VOLUME,
+                    ControllerServiceCapability::RPC::GET_VOLUME,
+                    ControllerServiceCapability::RPC::VOLUME_CONDITION,
+                    ControllerServiceCapability::RPC::SINGLE_NODE_MULTI_WRITER}) {
+    resp->add_capabilities()->mutable_rpc()->set_type(type);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::ControllerExpandVolume(grpc::ServerContext*,
+                                                       const ControllerExpandVolumeRequest* req,
+                                                       ControllerExpandVolumeResponse* resp) {
+  const std::string& id = req->volume_id();
+  if (id.empty()) return ToGrpc(InvalidArgument("ControllerExpandVolume: volume_id is empty"));
+  std::string what = fmt::format("volume {}", id);
+  if (!req->has_capacity_range()) {
+    return ToGrpc(Error(Code::kInvalidArgument, "{}: capacity_range is missing", what));
+  }
+  if (req->has_volume_capability()) {
+    Status st = CheckCapability(req->volume_capability(), what);
+    if (!st.ok()) return ToGrpc(st);
+  }
+  if (!store::IsVolumeId(id)) {
+    return ToGrpc(Error(Code::kNotFound, "volume \"{}\" does not exist (not a Cellar volume id)", id));
+  }
+  auto capacity = CapacityFor(req->capacity_range(), what);
+  if (!capacity.ok()) return ToGrpc(capacity.status());
+  LockSet::Guard guard(ctx_.volume_locks, id);
+  auto v = ctx_.store.Resize(id, *capacity);
+  if (!v.ok()) return ToGrpc(v.status());
+  resp->set_capacity_bytes(static_cast<int64_t>(v->capacity_bytes));
+  // The arena was resized here, on the node; nothing is left for NodeExpandVolume.
+  resp->set_node_expansion_required(false);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::ControllerGetVolume(grpc::ServerContext*,
+                                                    const ControllerGetVolumeRequest* req,
+                                                    ControllerGetVolumeResponse* resp) {
+  const std::string& id = req->volume_id();
+  if (id.empty()) return ToGrpc(InvalidArgument("ControllerGetVolume: volume_id is empty"));
+  if (!store::IsVolumeId(id)) {
+    return ToGrpc(Error(Code::kNotFound, "volume \"{}\" does not exist (not a Cellar volume id)", id));
+  }
+  auto v = ctx_.store.Get(id);
+  if (!v.ok()) return ToGrpc(v.status());
+  FillVolume(*v, resp->mutable_volume());
+  FillStatus(*v, resp->mutable_status());
+  return grpc::Status::OK;
+}
+
+}  // namespace cellar::csi

@@ -1,0 +1,39 @@
+// DriverContext: what the three CSI services share. No data of its own beyond
+// configuration: volumes live in the store, bytes in the arenas.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/status.h"
+#include "csi/lock_set.h"
+#include "csi/volume_source.h"
+#include "store/store.h"
+
+namespace cellar::csi {
+
+inline constexpr const char* kDefaultDriverName = "csi.cellar.dev";
+inline constexpr const char* kTopologyKey = "topology.csi.cellar.dev/node";
+
+struct DriverConfig {
+  std::string driver_name = kDefaultDriverName;
+  std::string version;
+  std::string node_id;
+  uint32_t max_volumes = 1024;
+};
+
+struct DriverContext {
+  DriverConfig config;
+  store::Store& store;
+  VolumeSource& source;
+  LockSet volume_locks;  // keyed by volume id, and by "name:" + name for CreateVolume
+};
+
+inline grpc::Status ToGrpc(const Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
+}
+
+}  // namespace cellar::csi

@@ -1,0 +1,57 @@
+#include "csi/fuse_source.h"
+
+#include <sys/vfs.h>
+
+#include <spdlog/spdlog.h>
+
+#include "mount/fuse_server.h"
+
+namespace cellar::csi {
+
+namespace {
+
+class FuseSource final : public VolumeSource {
+ public:
+  FuseSource(const store::Store& store, std::unique_ptr<mount::FuseServer> server)
+      : store_(store), server_(std::move(server)) {}
+
+  Status Attach(const store::Volume& v) override {
+    return server_->AttachVolume(v.id, v.slot, store_.ArenaPath(v.id));
+  }
+  Status Detach(const std::string& volume_id) override {
+    return server_->DetachVolume(volume_id);
+  }
+  std::filesystem::path Dir(const std::string& volume_id) const override {
+    return server_->VolumePath(volume_id);
+  }
+  // The session answers when the kernel can reach it: a statfs of the mount goes
+  // through the whole FUSE round trip.
+  Status Healthy() const override {
+    struct statfs sfs {};
+    if (::statfs(server_->mountpoint().c_str(), &sfs) != 0) {
+      return ErrnoError("FUSE mount {} does not answer", server_->mountpoint().string());
+    }
+    return Status::Ok();
+  }
+
+ private:
+  const store::Store& store_;
+  std::unique_ptr<mount::FuseServer> server_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<VolumeSource>> MakeFuseSource(const store::Store& store,
+                                                     const std::filesystem::path& mountpoint,
+                                                     bool passthrough) {
+  mount::FuseConfig config;
+  config.mountpoint = mountpoint;
+  config.passthrough = passthrough;
+  ASSIGN_OR_RETURN(auto server, mount::FuseServer::Start(config));
+  spdlog::info("FUSE mount at {} ({})", mountpoint.string(),
+               server->passthrough_active() ? "passthrough: reads and writes bypass the daemon"
+                                            : "daemon-served reads and writes");
+  return std::unique_ptr<VolumeSource>(new FuseSource(store, std::move(server)));
+}
+
+}  // namespace cellar::csi

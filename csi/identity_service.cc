@@ -1,0 +1,42 @@
+#include "csi/identity_service.h"
+
+#include <spdlog/spdlog.h>
+
+namespace cellar::csi {
+
+using namespace ::csi::v1;
+
+grpc::Status IdentityService::GetPluginInfo(grpc::ServerContext*, const GetPluginInfoRequest*,
+                                            GetPluginInfoResponse* resp) {
+  resp->set_name(ctx_.config.driver_name);
+  resp->set_vendor_version(ctx_.config.version);
+  return grpc::Status::OK;
+}
+
+grpc::Status IdentityService::GetPluginCapabilities(grpc::ServerContext*,
+                                                    const GetPluginCapabilitiesRequest*,
+                                                    GetPluginCapabilitiesResponse* resp) {
+  resp->add_capabilities()->mutable_service()->set_type(
+      PluginCapability::Service::CONTROLLER_SERVICE);
+  resp->add_capabilities()->mutable_service()->set_type(
+      PluginCapability::Service::VOLUME_ACCESSIBILITY_CONSTRAINTS);
+  resp->add_capabilities()->mutable_volume_expansion()->set_type(
+      PluginCapability::VolumeExpansion::ONLINE);
+  return grpc::Status::OK;
+}
+
+grpc::Status IdentityService::Probe(grpc::ServerContext*, const ProbeRequest*,
+                                    ProbeResponse* resp) {
+  Status st = ctx_.store.Healthy();
+  if (st.ok()) st = ctx_.source.Healthy();
+  if (!st.ok()) {
+    // Not ready is an answer (ready=false), not an RPC error; the reason goes to the log.
+    spdlog::warn("Probe: not ready: {}", st.message());
+    resp->mutable_ready()->set_value(false);
+    return grpc::Status::OK;
+  }
+  resp->mutable_ready()->set_value(true);
+  return grpc::Status::OK;
+}
+
+}  // namespace cellar::csi

@@ -1,0 +1,91 @@
+// cellar: the Cellar CSI node plugin.
+//
+//   cellar node --endpoint unix:///csi/csi.sock --node-id NAME --state-dir DIR --capacity 8Gi
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+#include "common/size.h"
+#include "csi/driver.h"
+#include "csi/server.h"
+
+#ifndef CELLAR_VERSION
+#define CELLAR_VERSION "dev"
+#endif
+
+namespace {
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Cellar: pipeline data in the node's shared memory, as a CSI driver", "cellar"};
+  app.set_version_flag("--version", std::string("cellar ") + CELLAR_VERSION);
+  app.require_subcommand(1);
+
+  cellar::csi::NodeOptions options;
+  options.driver_name = cellar::csi::kDefaultDriverName;
+  std::string capacity = "1Gi";
+  std::string log_level = "info";
+  std::string state_dir = "/var/lib/cellar";
+  bool no_passthrough = false;
+  bool no_fuse = false;
+
+  CLI::App* node = app.add_subcommand("node", "Serve the CSI Identity, Controller and Node services");
+  node->add_option("--endpoint", options.endpoint,
+                   "CSI socket, unix:///path/csi.sock (default: $CSI_ENDPOINT)");
+  node->add_option("--node-id", options.node_id, "This node's name (default: $NODE_NAME)");
+  node->add_option("--state-dir", state_dir, "Where arenas, the FUSE mount and the journal live")
+      ->capture_default_str();
+  node->add_option("--capacity", capacity,
+                   "Memory the node may hand out to volumes: 8Gi, 512Mi, or bytes")
+      ->capture_default_str();
+  node->add_option("--max-volumes", options.max_volumes, "Volumes this node may hold")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 65535u));
+  node->add_option("--driver-name", options.driver_name,
+                   "CSI driver name; distinct per deployment in one cluster")
+      ->capture_default_str();
+  node->add_option("--log-level", log_level, "trace, debug, info, warn or error")
+      ->capture_default_str();
+  node->add_flag("--no-passthrough", no_passthrough,
+                 "Serve reads and writes in the daemon instead of FUSE passthrough");
+  node->add_flag("--no-fuse", no_fuse,
+                 "Publish the arenas directly, without the FUSE layer (control-path tests)");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (cellar::Status st = cellar::SetLogLevel(log_level); !st.ok()) {
+    std::cerr << "cellar: " << st.message() << "\n";
+    return 2;
+  }
+  if (options.endpoint.empty()) options.endpoint = EnvOr("CSI_ENDPOINT", "");
+  if (options.node_id.empty()) options.node_id = EnvOr("NODE_NAME", "");
+  if (options.endpoint.empty()) {
+    std::cerr << "cellar: no endpoint: pass --endpoint or set CSI_ENDPOINT\n";
+    return 2;
+  }
+  auto bytes = cellar::ParseSize(capacity);
+  if (!bytes.ok()) {
+    std::cerr << "cellar: --capacity: " << bytes.status().message() << "\n";
+    return 2;
+  }
+  options.capacity_bytes = *bytes;
+  options.state_dir = std::filesystem::absolute(state_dir);
+  options.fuse = !no_fuse;
+  options.passthrough = !no_passthrough;
+
+  cellar::Status st = cellar::csi::RunNode(options);
+  if (!st.ok()) {
+    spdlog::error("cellar node: {}", st.message());
+    return 1;
+  }
+  return 0;
+}

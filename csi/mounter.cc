@@ -1,0 +1,183 @@
+#include "csi/mounter.h"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+namespace cellar::csi {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string Unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      int v = (s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0');
+      out.push_back(static_cast<char>(v));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+struct MountEntry {
+  std::string mount_point;
+  bool readonly = false;
+};
+
+// The topmost mount at `path`, if any.
+Result<std::optional<MountEntry>> FindMount(const fs::path& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) return ErrnoError("read /proc/self/mountinfo");
+  std::optional<MountEntry> found;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, mount_point, options;
+    fields >> id >> parent >> devno >> root >> mount_point >> options;
+    if (Unescape(mount_point) != path.string()) continue;
+    MountEntry e;
+    e.mount_point = path.string();
+    std::istringstream opts(options);
+    std::string opt;
+    while (std::getline(opts, opt, ',')) {
+      if (opt == "ro") e.readonly = true;
+    }
+    found = e;  // later lines are mounted on top of earlier ones
+  }
+  return found;
+}
+
+unsigned long FlagBits(const std::vector<std::string>& flags, bool* readonly) {
+  unsigned long bits = 0;
+  for (const auto& f : flags) {
+    if (f == "ro") *readonly = true;
+    else if (f == "noexec") bits |= MS_NOEXEC;
+    else if (f == "nosuid") bits |= MS_NOSUID;
+    else if (f == "nodev") bits |= MS_NODEV;
+    else if (f == "noatime") bits |= MS_NOATIME;
+    else if (f == "nodiratime") bits |= MS_NODIRATIME;
+    else if (f == "relatime") bits |= MS_RELATIME;
+  }
+  return bits;
+}
+
+}  // namespace
+
+Result<bool> IsMountPoint(const fs::path& path) {
+  ASSIGN_OR_RETURN(auto entry, FindMount(path));
+  return entry.has_value();
+}
+
+Status CheckMountFlags(const std::vector<std::string>& flags) {
+  static const char* kAllowed[] = {"ro", "rw", "noexec", "nosuid", "nodev",
+                                   "noatime", "nodiratime", "relatime"};
+  for (const auto& f : flags) {
+    bool ok = false;
+    for (const char* a : kAllowed) ok = ok || f == a;
+    if (!ok) {
+      return Error(Code::kInvalidArgument,
+                   "mount flag \"{}\" is not supported (supported: ro, noexec, nosuid, nodev, "
+                   "noatime, nodiratime, relatime)",
+                   f);
+    }
+  }
+  return Status::Ok();
+}
+
+Result<TargetInfo> InspectTarget(const fs::path& target, const fs::path& source) {
+  TargetInfo info;
+  struct stat ts {};
+  // statfs first: a stat can be answered from the kernel's attribute cache even when
+  // the FUSE daemon behind the mount is gone; statfs always reaches the filesystem.
+  struct statfs sfs {};
+  int rc = ::statfs(target.c_str(), &sfs);
+  if (rc == 0) rc = ::stat(target.c_str(), &ts);
+  if (rc != 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      // A dangling mount point still shows in mountinfo.
+      ASSIGN_OR_RETURN(bool mounted, IsMountPoint(target));
+      info.state = mounted ? TargetState::kBroken : TargetState::kAbsent;
+      info.detail = "target does not exist";
+      return info;
+    }
+    if (err == ENOTCONN || err == EIO || err == ESTALE) {
+      info.state = TargetState::kBroken;
+      info.detail = fmt::format("the mount at {} no longer answers: {}", target.string(),
+                                std::strerror(err));
+      return info;
+    }
+    return Status::FromErrno(err, fmt::format("stat target {}", target.string()));
+  }
+  ASSIGN_OR_RETURN(auto entry, FindMount(target));
+  if (!entry) {
+    info.state = TargetState::kNotMounted;
+    return info;
+  }
+  info.readonly = entry->readonly;
+  struct stat ss {};
+  if (::stat(source.c_str(), &ss) != 0) {
+    info.state = TargetState::kMountedOther;
+    info.detail = fmt::format("source {} is unavailable: {}", source.string(), std::strerror(errno));
+    return info;
+  }
+  info.state = (ss.st_dev == ts.st_dev && ss.st_ino == ts.st_ino) ? TargetState::kMountedSame
+                                                                  : TargetState::kMountedOther;
+  return info;
+}
+
+Status BindMount(const fs::path& source, const fs::path& target, bool readonly,
+                 const std::vector<std::string>& flags) {
+  std::error_code ec;
+  fs::create_directories(target, ec);
+  if (ec) return Status::FromErrno(ec.value(), fmt::format("create target {}", target.string()));
+  if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    return ErrnoError("bind {} onto {}", source.string(), target.string());
+  }
+  unsigned long bits = FlagBits(flags, &readonly);
+  if (readonly) bits |= MS_RDONLY;
+  if (bits != 0) {
+    // Per-mount flags of a bind mount can only be set by a remount of that bind.
+    if (::mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | bits, nullptr) != 0) {
+      Status st = ErrnoError("remount {} with its flags", target.string());
+      ::umount2(target.c_str(), MNT_DETACH);
+      return st;
+    }
+  }
+  return Status::Ok();
+}
+
+Status UnmountAndRemove(const fs::path& target) {
+  for (int i = 0; i < 16; ++i) {
+    ASSIGN_OR_RETURN(bool mounted, IsMountPoint(target));
+    if (!mounted) break;
+    if (::umount2(target.c_str(), 0) != 0) {
+      // A pod process may still hold a file open: detach so the kubelet can move on,
+      // the filesystem lets go when that process does.
+      if (errno != EBUSY || ::umount2(target.c_str(), MNT_DETACH) != 0) {
+        return ErrnoError("unmount {}", target.string());
+      }
+    }
+  }
+  if (::rmdir(target.c_str()) != 0 && errno != ENOENT) {
+    if (errno == ENOTDIR) {
+      if (::unlink(target.c_str()) == 0) return Status::Ok();
+    }
+    return ErrnoError("remove target {}", target.string());
+  }
+  return Status::Ok();
+}
+
+}  // namespace cellar::csi

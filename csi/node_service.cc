@@ -1,0 +1,292 @@
+#include "csi/node_service.h"
+
+#include <sys/stat.h>
+
+#include <spdlog/spdlog.h>
+
+#include "common/size.h"
+#include "csi/mounter.h"
+#include "csi/validation.h"
+
+namespace cellar::csi {
+
+using namespace ::csi::v1;
+
+Result<store::Volume> NodeService::Resolve(const std::string& handle) const {
+  if (store::IsVolumeId(handle)) return ctx_.store.Get(handle);
+  if (IsEphemeralHandle(handle)) {
+    auto v = ctx_.store.FindByName(handle);
+    if (v && v->ephemeral) return *v;
+  }
+  return Error(Code::kNotFound, "volume \"{}\" does not exist", handle);
+}
+
+Result<store::Volume> NodeService::CreateEphemeral(const NodePublishVolumeRequest& req) {
+  const std::string& handle = req.volume_id();
+  std::string what = fmt::format("inline volume {}", handle);
+  if (!IsEphemeralHandle(handle)) {
+    return Error(Code::kInvalidArgument, "{}: handle has characters Cellar does not accept", what);
+  }
+  uint64_t size = kDefaultVolumeBytes;
+  std::map<std::string, std::string> recorded;
+  for (const auto& [key, value] : req.volume_context()) {
+    if (key == "size") {
+      auto parsed = ParseSize(value);
+      if (!parsed.ok()) return parsed.status().WithContext(what + ": volume attribute \"size\"");
+      size = *parsed;
+    } else if (key.rfind("csi.storage.k8s.io/", 0) == 0) {
+      if (key == "csi.storage.k8s.io/pod.name" || key == "csi.storage.k8s.io/pod.namespace") {
+        recorded[key] = value;
+      }
+    } else {
+      return Error(Code::kInvalidArgument,
+                   "{}: unknown volume attribute \"{}\" (inline volumes take only \"size\")", what, key);
+    }
+  }
+  ::csi::v1::CapacityRange range;
+  range.set_required_bytes(static_cast<int64_t>(std::min<uint64_t>(size, INT64_MAX)));
+  ASSIGN_OR_RETURN(uint64_t capacity, CapacityFor(range, what));
+  if (auto existing = ctx_.store.FindByName(handle)) return *existing;
+  ASSIGN_OR_RETURN(store::Volume v, ctx_.store.Create({handle, capacity, true, recorded}));
+  Status attached = ctx_.source.Attach(v);
+  if (!attached.ok()) {
+    (void)ctx_.store.Delete(v.id);
+    return attached.WithContext(what);
+  }
+  spdlog::info("created inline volume {} for {} of {}", v.id, handle, FormatSize(capacity));
+  return v;
+}
+
+grpc::Status NodeService::NodePublishVolume(grpc::ServerContext*,
+                                            const NodePublishVolumeRequest* req,
+                                            NodePublishVolumeResponse*) {
+  return ToGrpc(DoPublish(*req));
+}
+
+Status NodeService::DoPublish(const NodePublishVolumeRequest& req) {
+  const std::string& handle = req.volume_id();
+  if (handle.empty()) return InvalidArgument("NodePublishVolume: volume_id is empty");
+  std::string what = fmt::format("volume {}", handle);
+  RETURN_IF_ERROR(CheckTargetPath(req.target_path(), what + ": target_path"));
+  if (!req.has_volume_capability()) {
+    return Error(Code::kInvalidArgument, "{}: volume_capability is missing", what);
+  }
+  RETURN_IF_ERROR(CheckCapability(req.volume_capability(), what));
+
+  auto eph = req.volume_context().find(kEphemeral);
+  bool ephemeral = eph != req.volume_context().end() && eph->second == "true";
+
+  LockSet::Guard guard(ctx_.volume_locks, ephemeral ? "name:" + handle : handle);
+  store::Volume v;
+  if (ephemeral) {
+    ASSIGN_OR_RETURN(v, CreateEphemeral(req));
+  } else {
+    ASSIGN_OR_RETURN(v, Resolve(handle));
+  }
+
+  const auto& mode = req.volume_capability().access_mode().mode();
+  store::Publication pub;
+  pub.target_path = req.target_path();
+  pub.readonly = req.readonly() || mode == VolumeCapability::AccessMode::SINGLE_NODE_READER_ONLY;
+  const auto& flags = req.volume_capability().mount().mount_flags();
+  pub.mount_flags.assign(flags.begin(), flags.end());
+  pub.access_mode = mode;
+
+  std::filesystem::path source = ctx_.source.Dir(v.id);
+  ASSIGN_OR_RETURN(TargetInfo target, InspectTarget(pub.target_path, source));
+  auto recorded = v.publications.find(pub.target_path);
+  if (target.state == TargetState::kMountedSame) {
+    if (recorded != v.publications.end() && recorded->second == pub) return Status::Ok();
+    if (recorded == v.publications.end() && target.readonly == pub.readonly) {
+      return ctx_.store.AddPublication(v.id, pub);  // mounted, but the record was lost
+    }
+    return Error(Code::kAlreadyExists,
+                 "{}: already published at {} with different options (read-only {} vs {})", what,
+                 pub.target_path, target.readonly, pub.readonly);
+  }
+  if (target.state == TargetState::kMountedOther) {
+    return Error(Code::kAlreadyExists, "{}: target {} is already a mount point of something else",
+                 what, pub.target_path);
+  }
+  if (target.state == TargetState::kBroken) {
+    RETURN_IF_ERROR(UnmountAndRemove(pub.target_path).WithContext(what));
+  }
+  // SINGLE_NODE_SINGLE_WRITER: one publication at a time, as the spec defines it.
+  if (mode == VolumeCapability::AccessMode::SINGLE_NODE_SINGLE_WRITER) {
+    for (const auto& [path, p] : v.publications) {
+      if (path != pub.target_path) {
+        return Error(Code::kFailedPrecondition,
+                     "{}: SINGLE_NODE_SINGLE_WRITER and already published at {}", what, path);
+      }
+    }
+  }
+  RETURN_IF_ERROR(BindMount(source, pub.target_path, pub.readonly, pub.mount_flags).WithContext(what));
+  Status st = ctx_.store.AddPublication(v.id, pub);
+  if (!st.ok()) {
+    (void)UnmountAndRemove(pub.target_path);
+    return st.WithContext(what);
+  }
+  return Status::Ok();
+}
+
+grpc::Status NodeService::NodeUnpublishVolume(grpc::ServerContext*,
+                                              const NodeUnpublishVolumeRequest* req,
+                                              NodeUnpublishVolumeResponse*) {
+  return ToGrpc(DoUnpublish(*req));
+}
+
+Status NodeService::DoUnpublish(const NodeUnpublishVolumeRequest& req) {
+  const std::string& handle = req.volume_id();
+  if (handle.empty()) return InvalidArgument("NodeUnpublishVolume: volume_id is empty");
+  std::string what = fmt::format("volume {}", handle);
+  RETURN_IF_ERROR(CheckTargetPath(req.target_path(), what + ": target_path"));
+  if (!store::IsVolumeId(handle) && !IsEphemeralHandle(handle)) {
+    return Error(Code::kNotFound, "volume \"{}\" does not exist", handle);
+  }
+  bool is_id = store::IsVolumeId(handle);
+  LockSet::Guard guard(ctx_.volume_locks, is_id ? handle : "name:" + handle);
+  auto v = Resolve(handle);
+  // Unpublish is idempotent: a volume that is gone (deleted, or an inline volume
+  // already freed) still gets its target cleaned, and the call succeeds.
+  RETURN_IF_ERROR(UnmountAndRemove(req.target_path()).WithContext(what));
+  if (!v.ok()) return Status::Ok();
+  RETURN_IF_ERROR(ctx_.store.RemovePublication(v->id, req.target_path()).WithContext(what));
+  if (v->ephemeral) {
+    auto now = ctx_.store.Get(v->id);
+    if (now.ok() && now->publications.empty()) {
+      RETURN_IF_ERROR(ctx_.source.Detach(v->id).WithContext(what));
+      RETURN_IF_ERROR(ctx_.store.Delete(v->id).WithContext(what));
+      spdlog::info("freed inline volume {} ({})", v->id, handle);
+    }
+  }
+  return Status::Ok();
+}
+
+Status NodeService::CheckPublishedAt(const store::Volume& v, const std::string& path) const {
+  if (v.publications.count(path)) return Status::Ok();
+  std::filesystem::path p(path);
+  if (p.lexically_normal() == ctx_.source.Dir(v.id).lexically_normal()) return Status::Ok();
+  return Error(Code::kNotFound, "volume {}: {} is not a path where it is published", v.id, path);
+}
+
+grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*,
+                                             const NodeGetVolumeStatsRequest* req,
+                                             NodeGetVolumeStatsResponse* resp) {
+  const std::string& handle = req->volume_id();
+  if (handle.empty()) return ToGrpc(InvalidArgument("NodeGetVolumeStats: volume_id is empty"));
+  if (req->volume_path().empty()) {
+    return ToGrpc(Error(Code::kInvalidArgument, "volume {}: volume_path is empty", handle));
+  }
+  auto v = Resolve(handle);
+  if (!v.ok()) return ToGrpc(v.status());
+  Status st = CheckPublishedAt(*v, req->volume_path());
+  if (!st.ok()) return ToGrpc(st);
+  auto usage = ctx_.store.Usage(v->id);
+  if (!usage.ok()) return ToGrpc(usage.status().WithContext(fmt::format("volume {}", v->id)));
+  auto* bytes = resp->add_usage();
+  bytes->set_unit(VolumeUsage::BYTES);
+  bytes->set_total(static_cast<int64_t>(usage->total_bytes));
+  bytes->set_used(static_cast<int64_t>(usage->used_bytes));
+  bytes->set_available(static_cast<int64_t>(usage->available_bytes));
+  auto* inodes = resp->add_usage();
+  inodes->set_unit(VolumeUsage::INODES);
+  inodes->set_total(static_cast<int64_t>(usage->total_inodes));
+  inodes->set_used(static_cast<int64_t>(usage->used_inodes));
+  inodes->set_available(static_cast<int64_t>(usage->available_inodes));
+
+  store::VolumeHealth health = ctx_.store.Health(v->id);
+  auto target = InspectTarget(req->volume_path(), ctx_.source.Dir(v->id));
+  if (!health.abnormal && v->publications.count(req->volume_path())) {
+    if (!target.ok()) {
+      health = {true, target.status().message()};
+    } else if (target->state != TargetState::kMountedSame) {
+      health = {true, target->state == TargetState::kBroken
+                          ? target->detail
+                          : fmt::format("{} no longer shows the volume", req->volume_path())};
+    }
+  }
+  resp->mutable_volume_condition()->set_abnormal(health.abnormal);
+  resp->mutable_volume_condition()->set_message(health.abnormal ? health.message : "healthy");
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeService::NodeExpandVolume(grpc::ServerContext*, const NodeExpandVolumeRequest* req,
+                                           NodeExpandVolumeResponse* resp) {
+  const std::string& handle = req->volume_id();
+  if (handle.empty()) return ToGrpc(InvalidArgument("NodeExpandVolume: volume_id is empty"));
+  std::string what = fmt::format("volume {}", handle);
+  if (req->volume_path().empty()) {
+    return ToGrpc(Error(Code::kInvalidArgument, "{}: volume_path is empty", what));
+  }
+  if (req->has_volume_capability()) {
+    Status st = CheckCapability(req->volume_capability(), what);
+    if (!st.ok()) return ToGrpc(st);
+  }
+  auto v = Resolve(handle);
+  if (!v.ok()) return ToGrpc(v.status());
+  Status st = CheckPublishedAt(*v, req->volume_path());
+  if (!st.ok()) return ToGrpc(st);
+  uint64_t capacity = v->capacity_bytes;
+  if (req->has_capacity_range()) {
+    auto wanted = CapacityFor(req->capacity_range(), what);
+    if (!wanted.ok()) return ToGrpc(wanted.status());
+    LockSet::Guard guard(ctx_.volume_locks, v->id);
+    auto grown = ctx_.store.Resize(v->id, *wanted);
+    if (!grown.ok()) return ToGrpc(grown.status());
+    capacity = grown->capacity_bytes;
+  }
+  resp->set_capacity_bytes(static_cast<int64_t>(capacity));
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeService::NodeGetCapabilities(grpc::ServerContext*,
+                                              const NodeGetCapabilitiesRequest*,
+                                              NodeGetCapabilitiesResponse* resp) {
+  for (auto type : {NodeServiceCapability::RPC::GET_VOLUME_STATS,
+                    NodeServiceCapability::RPC::EXPAND_VOLUME,
+                    NodeServiceCapability::RPC::VOLUME_CONDITION,
+                    NodeServiceCapability::RPC::SINGLE_NODE_MULTI_WRITER}) {
+    resp->add_capabilities()->mutable_rpc()->set_type(type);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeService::NodeGetInfo(grpc::ServerContext*, const NodeGetInfoRequest*,
+                                      NodeGetInfoResponse* resp) {
+  resp->set_node_id(ctx_.config.node_id);
+  resp->set_max_volumes_per_node(ctx_.config.max_volumes);
+  (*resp->mutable_accessible_topology()->mutable_segments())[kTopologyKey] = ctx_.config.node_id;
+  return grpc::Status::OK;
+}
+
+void NodeService::RepairPublications() {
+  for (const auto& v : ctx_.store.List()) {
+    std::filesystem::path source = ctx_.source.Dir(v.id);
+    for (const auto& [path, pub] : v.publications) {
+      auto target = InspectTarget(path, source);
+      if (!target.ok()) {
+        spdlog::warn("volume {}: cannot inspect publication {}: {}", v.id, path,
+                     target.status().ToString());
+        continue;
+      }
+      // Absent: the kubelet removed the target, so the pod is gone; its unpublish
+      // will clean the record. Mounted: nothing to repair.
+      if (target->state == TargetState::kMountedSame || target->state == TargetState::kAbsent) {
+        continue;
+      }
+      if (target->state == TargetState::kMountedOther) {
+        spdlog::warn("volume {}: {} shows something else; left alone", v.id, path);
+        continue;
+      }
+      Status st = UnmountAndRemove(path);
+      if (st.ok()) st = BindMount(source, path, pub.readonly, pub.mount_flags);
+      if (st.ok()) {
+        spdlog::info("volume {}: re-published at {}", v.id, path);
+      } else {
+        spdlog::warn("volume {}: could not re-publish at {}: {}", v.id, path, st.ToString());
+      }
+    }
+  }
+}
+
+}  // namespace cellar::csi

@@ -1,0 +1,44 @@
+// CSI Node service: publishing volumes to pods as bind mounts, stats, expansion, and
+// inline ephemeral volumes (created at publish, freed at unpublish).
+#pragma once
+
+#include "csi.grpc.pb.h"
+#include "csi/driver.h"
+
+namespace cellar::csi {
+
+class NodeService final : public ::csi::v1::Node::Service {
+ public:
+  explicit NodeService(DriverContext& ctx) : ctx_(ctx) {}
+
+  grpc::Status NodePublishVolume(grpc::ServerContext*, const ::csi::v1::NodePublishVolumeRequest*,
+                                 ::csi::v1::NodePublishVolumeResponse*) override;
+  grpc::Status NodeUnpublishVolume(grpc::ServerContext*,
+                                   const ::csi::v1::NodeUnpublishVolumeRequest*,
+                                   ::csi::v1::NodeUnpublishVolumeResponse*) override;
+  grpc::Status NodeGetVolumeStats(grpc::ServerContext*, const ::csi::v1::NodeGetVolumeStatsRequest*,
+                                  ::csi::v1::NodeGetVolumeStatsResponse*) override;
+  grpc::Status NodeExpandVolume(grpc::ServerContext*, const ::csi::v1::NodeExpandVolumeRequest*,
+                                ::csi::v1::NodeExpandVolumeResponse*) override;
+  grpc::Status NodeGetCapabilities(grpc::ServerContext*,
+                                   const ::csi::v1::NodeGetCapabilitiesRequest*,
+                                   ::csi::v1::NodeGetCapabilitiesResponse*) override;
+  grpc::Status NodeGetInfo(grpc::ServerContext*, const ::csi::v1::NodeGetInfoRequest*,
+                           ::csi::v1::NodeGetInfoResponse*) override;
+
+  // At start: re-binds recorded publications whose mount is gone or broken (after a
+  // restart of the daemon), so the kubelet's targets show the volume again.
+  void RepairPublications();
+
+ private:
+  Status DoPublish(const ::csi::v1::NodePublishVolumeRequest& req);
+  Status DoUnpublish(const ::csi::v1::NodeUnpublishVolumeRequest& req);
+  // Resolves a volume handle: a Cellar id, or the kubelet's handle of an inline volume.
+  Result<store::Volume> Resolve(const std::string& handle) const;
+  Result<store::Volume> CreateEphemeral(const ::csi::v1::NodePublishVolumeRequest& req);
+  Status CheckPublishedAt(const store::Volume& v, const std::string& path) const;
+
+  DriverContext& ctx_;
+};
+
+}  // namespace cellar::csi

@@ -1,0 +1,93 @@
+#include "csi/validation.h"
+
+#include <gtest/gtest.h>
+
+namespace cellar::csi {
+namespace {
+
+using ::csi::v1::CapacityRange;
+using ::csi::v1::VolumeCapability;
+
+VolumeCapability MountCap(VolumeCapability::AccessMode::Mode mode) {
+  VolumeCapability cap;
+  cap.mutable_mount();
+  cap.mutable_access_mode()->set_mode(mode);
+  return cap;
+}
+
+TEST(CapabilityTest, NodeLocalModesAreAccepted) {
+  EXPECT_TRUE(CheckCapability(MountCap(VolumeCapability::AccessMode::SINGLE_NODE_WRITER), "v").ok());
+  EXPECT_TRUE(
+      CheckCapability(MountCap(VolumeCapability::AccessMode::SINGLE_NODE_MULTI_WRITER), "v").ok());
+}
+
+TEST(CapabilityTest, MultiNodeBlockAndUnknownAreInvalid) {
+  EXPECT_EQ(CheckCapability(MountCap(VolumeCapability::AccessMode::MULTI_NODE_MULTI_WRITER), "v")
+                .code(),
+            Code::kInvalidArgument);
+  VolumeCapability block;
+  block.mutable_block();
+  block.mutable_access_mode()->set_mode(VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+  Status st = CheckCapability(block, "volume x");
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("volume x"), std::string::npos);
+  EXPECT_EQ(CheckCapability(MountCap(VolumeCapability::AccessMode::UNKNOWN), "v").code(),
+            Code::kInvalidArgument);
+  VolumeCapability fs = MountCap(VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+  fs.mutable_mount()->set_fs_type("ext4");
+  EXPECT_EQ(CheckCapability(fs, "v").code(), Code::kInvalidArgument);
+  VolumeCapability flags = MountCap(VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+  flags.mutable_mount()->add_mount_flags("suid-root-please");
+  EXPECT_EQ(CheckCapability(flags, "v").code(), Code::kInvalidArgument);
+}
+
+TEST(CapacityTest, RoundsAndBounds) {
+  CapacityRange r;
+  r.set_required_bytes(100);
+  EXPECT_EQ(*CapacityFor(r, "v"), kMinVolumeBytes);
+  r.set_required_bytes((8 << 20) + 1);
+  EXPECT_EQ(*CapacityFor(r, "v"), (8u << 20) + 4096);
+  CapacityRange empty;
+  EXPECT_EQ(*CapacityFor(empty, "v"), kDefaultVolumeBytes);
+  CapacityRange limit_only;
+  limit_only.set_limit_bytes(16 << 20);
+  EXPECT_EQ(*CapacityFor(limit_only, "v"), 16u << 20);
+}
+
+TEST(CapacityTest, ImpossibleRangesAreOutOfRange) {
+  CapacityRange r;
+  r.set_required_bytes(10 << 20);
+  r.set_limit_bytes(5 << 20);
+  EXPECT_EQ(CapacityFor(r, "v").status().code(), Code::kOutOfRange);
+  CapacityRange tiny;
+  tiny.set_limit_bytes(100);
+  EXPECT_EQ(CapacityFor(tiny, "v").status().code(), Code::kOutOfRange);
+  CapacityRange negative;
+  negative.set_required_bytes(-1);
+  EXPECT_EQ(CapacityFor(negative, "v").status().code(), Code::kOutOfRange);
+}
+
+TEST(ParametersTest, ProvisionerMetadataIsRecordedOthersRejected) {
+  google::protobuf::Map<std::string, std::string> params;
+  params[kPvcName] = "data";
+  params[kPvcNamespace] = "team";
+  params["csi.storage.k8s.io/other"] = "x";
+  auto recorded = CheckParameters(params, "v");
+  ASSERT_TRUE(recorded.ok());
+  EXPECT_EQ(recorded->size(), 2u);
+  params["speed"] = "fast";
+  auto bad = CheckParameters(params, "volume v");
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("speed"), std::string::npos);
+}
+
+TEST(TargetPathTest, RejectsRelativeRootAndDotDot) {
+  EXPECT_TRUE(CheckTargetPath("/var/lib/kubelet/pods/x/mount", "t").ok());
+  EXPECT_FALSE(CheckTargetPath("", "t").ok());
+  EXPECT_FALSE(CheckTargetPath("relative", "t").ok());
+  EXPECT_FALSE(CheckTargetPath("/", "t").ok());
+  EXPECT_FALSE(CheckTargetPath("/a/../etc", "t").ok());
+}
+
+}  // namespace
+}  // namespace cellar::csi
