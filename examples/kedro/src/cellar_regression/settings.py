@@ -1,0 +1,1 @@
+"""Kedro project settings: the defaults (OmegaConfigLoader, conf/base and conf/local)."""

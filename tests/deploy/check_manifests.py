@@ -1,0 +1,474 @@
+"""Checks of the rendered deployment: schemas, and the contracts between the
+objects (names, namespaces, sockets, flags, host paths) for the default
+deployment and for a rendering with another namespace/name."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from harness import (DEPLOY, REPO, TESTS, Runner, container, env_values, expect, expanded_args,
+                     flag_values, ident, kustomize, mount_for, objects_of, one, pod_spec,
+                     render_sh, run, schema_errors, validate_objects, volume)
+
+# What each rendering must come out as. The StorageClass is
+# <namespace>.<name>.csi; the driver csi.cellar.dev for the default
+# deployment and <name>.<namespace>.csi.cellar.dev otherwise.
+EXPECTED = {
+    "default": {
+        "namespace": "cellar-system", "name": "cellar", "driver": "csi.cellar.dev",
+        "storage_class": "cellar-system.cellar.csi", "capacity": "4Gi",
+    },
+    "vineyard": {
+        "namespace": "vineyard-system", "name": "vineyardd-sample",
+        "driver": "vineyardd-sample.vineyard-system.csi.cellar.dev",
+        "storage_class": "vineyard-system.vineyardd-sample.csi", "capacity": "4Gi",
+    },
+}
+VINEYARD_OVERLAY = DEPLOY / "overlays" / "vineyard-system.vineyardd-sample"
+CLUSTER_SCOPED = {"Namespace", "CSIDriver", "StorageClass", "ClusterRole", "ClusterRoleBinding"}
+SOCKET_CONTAINERS = ["cellar", "csi-provisioner", "node-driver-registrar", "liveness-probe"]
+# Host paths every deployment may share: they are the kubelet's or the kernel's.
+SHARED_HOST_PATHS = {"/dev", "/var/lib/kubelet/pods", "/var/lib/kubelet/plugins_registry"}
+
+# Exactly the API access the pod needs (only csi-provisioner uses the API).
+CLUSTER_RULES = {
+    ("", "persistentvolumes"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "persistentvolumeclaims"): {"get", "list", "watch", "update"},
+    ("storage.k8s.io", "storageclasses"): {"get", "list", "watch"},
+    ("", "nodes"): {"get", "list", "watch"},
+    ("storage.k8s.io", "csinodes"): {"get", "list", "watch"},
+    ("", "events"): {"list", "watch", "create", "update", "patch"},
+    ("storage.k8s.io", "volumeattributesclasses"): {"get", "list", "watch"},
+}
+NAMESPACE_RULES = {
+    ("storage.k8s.io", "csistoragecapacities"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("", "pods"): {"get"},
+}
+
+# A deliberately broken manifest and what the validator must say about it.
+BROKEN_FIXTURE = TESTS / "fixtures" / "broken.yaml"
+BROKEN_EXPECTED = [
+    ("DaemonSet/broken-node", "/spec/template/spec/containers/0/volumeMounts/1/mountPropogation", "unknown field"),
+    ("DaemonSet/broken-node", "/spec/template/spec/containers/0/resources/requests/memory", "quantity"),
+    ("DaemonSet/broken-node", "/spec/template/spec/containers/0/securityContext/privileged", "boolean"),
+    ("DaemonSet/broken-node", "/spec/template/spec/volumes/0/hostPath/typ", "unknown field"),
+    ("CSIDriver/broken.csi.cellar.dev", "/spec/volumeLifecycleModes", "array"),
+    ("StorageClass/broken.csi", "/", "provisioner"),
+    ("Pod/broken-pod", "/spec/containers/0/volumeMounts/0/mountPropagation", "Bidirectional"),
+]
+
+
+class Context:
+    """Renderings shared by the checks (name -> list of objects)."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.renders: dict[str, list[dict]] = {}
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def daemonset(objs: list[dict]) -> dict:
+    return one(objs, "DaemonSet")
+
+
+def socket_path(arg: str) -> str:
+    return arg[len("unix://"):] if arg.startswith("unix://") else arg
+
+
+def identity_of(objs: list[dict]) -> tuple[str, str]:
+    ds = daemonset(objs)
+    return ds["metadata"]["namespace"], ds["metadata"]["labels"]["app.kubernetes.io/instance"]
+
+
+def cellar_flags(objs: list[dict]) -> dict:
+    c = container(daemonset(objs), "cellar")
+    return flag_values(expanded_args(c, {"spec.nodeName": "node-1"}))
+
+
+# ------------------------------------------------------- per-rendering checks
+
+
+def check_schemas(label: str, objs: list[dict]) -> None:
+    errors = schema_errors([(label, o) for o in objs])
+    expect(not errors, "objects do not validate against the Kubernetes OpenAPI schemas:\n" + "\n".join(errors))
+
+
+def check_identity(objs: list[dict], exp: dict) -> None:
+    ns, name = exp["namespace"], exp["name"]
+    sc = one(objs, "StorageClass")
+    expect(sc["metadata"]["name"] == f"{ns}.{name}.csi",
+           f"StorageClass is {sc['metadata']['name']!r}, want {ns}.{name}.csi (<namespace>.<name>.csi)")
+    expect(sc["metadata"]["name"] == exp["storage_class"], f"StorageClass is {sc['metadata']['name']!r}")
+    namespaces = objects_of(objs, "Namespace")
+    expect(len(namespaces) == 1 and namespaces[0]["metadata"]["name"] == ns,
+           f"want one Namespace {ns}, got {[n['metadata']['name'] for n in namespaces]}")
+    for o in objs:
+        kind, meta = o["kind"], o["metadata"]
+        if kind in CLUSTER_SCOPED:
+            expect("namespace" not in meta, f"{ident(o)} is cluster-scoped but has a namespace")
+        else:
+            expect(meta.get("namespace") == ns, f"{ident(o)} is not in namespace {ns}")
+        if kind != "Namespace":
+            expect(meta.get("labels", {}).get("app.kubernetes.io/instance") == name,
+                   f"{ident(o)} lacks label app.kubernetes.io/instance={name}")
+        for s in o.get("subjects", []):
+            expect(s.get("namespace") == ns, f"{ident(o)} binds a subject in {s.get('namespace')}, not {ns}")
+    ds = daemonset(objs)
+    expect(ds["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/instance") == name,
+           f"{ident(ds)} selector does not select instance {name}")
+
+
+def check_csidriver(objs: list[dict], exp: dict) -> None:
+    drv = one(objs, "CSIDriver")
+    spec = drv["spec"]
+    expect(drv["metadata"]["name"] == exp["driver"], f"CSIDriver is {drv['metadata']['name']!r}, want {exp['driver']}")
+    expect(spec.get("attachRequired") is False, "CSIDriver attachRequired must be false")
+    expect(spec.get("podInfoOnMount") is True, "CSIDriver podInfoOnMount must be true (ephemeral volumes need it)")
+    expect(spec.get("storageCapacity") is True, "CSIDriver storageCapacity must be true")
+    expect(spec.get("requiresRepublish") is False, "CSIDriver requiresRepublish must be false")
+    expect(sorted(spec.get("volumeLifecycleModes", [])) == ["Ephemeral", "Persistent"],
+           f"CSIDriver volumeLifecycleModes are {spec.get('volumeLifecycleModes')}")
+    expect(spec.get("fsGroupPolicy") in {"None", "File", "ReadWriteOnceWithFSType"},
+           f"CSIDriver fsGroupPolicy must be set deliberately, is {spec.get('fsGroupPolicy')!r}")
+
+
+def check_storageclass(objs: list[dict], exp: dict) -> None:
+    sc = one(objs, "StorageClass")
+    expect(sc.get("provisioner") == exp["driver"], f"StorageClass provisioner is {sc.get('provisioner')!r}")
+    expect(sc.get("volumeBindingMode") == "WaitForFirstConsumer", "StorageClass must bind WaitForFirstConsumer")
+    expect(sc.get("allowVolumeExpansion") is True, "StorageClass must allow volume expansion")
+    expect(sc.get("reclaimPolicy") == "Delete", "StorageClass reclaimPolicy must be Delete")
+    expect("storageclass.kubernetes.io/is-default-class" not in sc["metadata"].get("annotations", {}),
+           "the Cellar StorageClass must not be the cluster default")
+
+
+def check_driver_name(objs: list[dict], exp: dict) -> None:
+    ds = daemonset(objs)
+    names = {
+        "CSIDriver": one(objs, "CSIDriver")["metadata"]["name"],
+        "StorageClass.provisioner": one(objs, "StorageClass")["provisioner"],
+        "cellar --driver-name": cellar_flags(objs).get("driver-name"),
+        "socket-dir hostPath": Path(volume(ds, "socket-dir")["hostPath"]["path"]).name,
+    }
+    reg = env_values(container(ds, "node-driver-registrar"))
+    names["registrar DRIVER_REG_SOCK_PATH"] = Path(reg.get("DRIVER_REG_SOCK_PATH", "")).parent.name
+    expect(set(names.values()) == {exp["driver"]},
+           "driver names disagree: " + ", ".join(f"{k}={v}" for k, v in names.items()))
+    expect(len(exp["driver"]) <= 63, "a CSI driver name has at most 63 characters")
+
+
+def check_sockets(objs: list[dict]) -> None:
+    ds = daemonset(objs)
+    where = {}
+    for cname in SOCKET_CONTAINERS:
+        c = container(ds, cname)
+        flags = flag_values(expanded_args(c))
+        arg = flags.get("endpoint") if cname == "cellar" else flags.get("csi-address")
+        expect(arg, f"container {cname} names no CSI socket (--endpoint/--csi-address)")
+        if cname == "cellar":
+            expect(arg.startswith("unix://"), f"cellar --endpoint {arg!r} is not unix://")
+        path = socket_path(arg)
+        found = mount_for(c, path)
+        expect(found is not None, f"container {cname}: socket {path} is on no volume mount")
+        mount, rel = found
+        where[cname] = (mount["name"], rel)
+    expect(len(set(where.values())) == 1,
+           "the containers use different sockets: " + ", ".join(f"{k}={v[0]}:{v[1]}" for k, v in where.items()))
+    vol_name, rel = where["cellar"]
+    host_dir = volume(ds, vol_name).get("hostPath", {}).get("path")
+    expect(host_dir, f"socket volume {vol_name} is not a hostPath")
+    reg = expanded_args(container(ds, "node-driver-registrar"))
+    reg_path = flag_values(reg).get("kubelet-registration-path")
+    expect(reg_path == f"{host_dir}/{rel}",
+           f"registrar tells the kubelet {reg_path}, but the socket is at {host_dir}/{rel} on the host")
+    drv = one(objs, "CSIDriver")["metadata"]["name"]
+    expect(host_dir == f"/var/lib/kubelet/plugins/{drv}",
+           f"socket directory {host_dir} is not /var/lib/kubelet/plugins/{drv}")
+    registrar = container(ds, "node-driver-registrar")
+    reg_mount = mount_for(registrar, "/registration")
+    expect(reg_mount is not None and volume(ds, reg_mount[0]["name"])["hostPath"]["path"]
+           == "/var/lib/kubelet/plugins_registry", "registrar must mount /var/lib/kubelet/plugins_registry")
+
+
+def check_node_plugin(objs: list[dict], exp: dict) -> None:
+    ds = daemonset(objs)
+    spec = pod_spec(ds)
+    c = container(ds, "cellar")
+    expect(c.get("args", [None])[0] == "node", "the cellar container must run `cellar node`")
+    expect(c.get("securityContext", {}).get("privileged") is True, "cellar must be privileged")
+    flags = cellar_flags(objs)
+    for required in ["endpoint", "node-id", "state-dir", "capacity"]:
+        expect(flags.get(required), f"cellar node lacks --{required}")
+    expect(flags["node-id"] == "node-1", "--node-id must be the node name (fieldRef spec.nodeName)")
+    # The kubelet's target paths, Bidirectional, at the same path inside.
+    kubelet = mount_for(c, "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/pv/mount")
+    expect(kubelet is not None, "cellar does not see /var/lib/kubelet/pods")
+    kmount = kubelet[0]
+    expect(kmount.get("mountPropagation") == "Bidirectional", "kubelet directory must be mounted Bidirectional")
+    khost = volume(ds, kmount["name"]).get("hostPath", {}).get("path", "")
+    expect(khost.rstrip("/") == kmount["mountPath"].rstrip("/"),
+           f"kubelet directory is {khost} on the host but {kmount['mountPath']} inside")
+    # The state directory: per deployment, Bidirectional, same path inside.
+    state = flags["state-dir"]
+    expect(state == f"/var/lib/cellar/{exp['namespace']}/{exp['name']}",
+           f"--state-dir is {state}, want /var/lib/cellar/{exp['namespace']}/{exp['name']}")
+    smount = mount_for(c, state)
+    expect(smount is not None and smount[1] == "", f"--state-dir {state} is not a volume mount")
+    expect(smount[0].get("mountPropagation") == "Bidirectional", "state directory must be mounted Bidirectional")
+    expect(volume(ds, smount[0]["name"])["hostPath"]["path"] == state, "state directory hostPath differs from --state-dir")
+    dev = mount_for(c, "/dev/fuse")
+    expect(dev is not None and volume(ds, dev[0]["name"])["hostPath"]["path"] == "/dev", "cellar must mount /dev")
+    # Capacity from one setting.
+    cap_env = env_values(c).get("CELLAR_CAPACITY")
+    request = c.get("resources", {}).get("requests", {}).get("memory")
+    expect(flags["capacity"] == cap_env == request == exp["capacity"],
+           f"capacity disagrees: --capacity={flags['capacity']}, request={request}, want {exp['capacity']}")
+    # Health: liveness through the livenessprobe sidecar, and readiness.
+    lp_flags = flag_values(container(ds, "liveness-probe").get("args", []))
+    probe_port = (lp_flags.get("http-endpoint") or "").rpartition(":")[2] or lp_flags.get("health-port") or "9808"
+    ports = {p["name"]: p["containerPort"] for k in spec["containers"] for p in k.get("ports", []) if "name" in p}
+    for kind in ["livenessProbe", "readinessProbe"]:
+        probe = c.get(kind, {}).get("httpGet")
+        expect(probe is not None, f"cellar has no {kind}")
+        port = probe["port"]
+        port = ports.get(port, port)
+        expect(str(port) == str(probe_port), f"cellar {kind} asks port {port}; livenessprobe serves {probe_port}")
+    # Every container asks for resources; graceful termination; every node.
+    for k in spec["containers"]:
+        req = k.get("resources", {}).get("requests", {})
+        expect("cpu" in req and "memory" in req, f"container {k['name']} has no cpu/memory request")
+    expect(spec.get("terminationGracePeriodSeconds", 30) >= 10, "terminationGracePeriodSeconds is too short")
+    expect(any(t.get("operator") == "Exists" and not t.get("key") for t in spec.get("tolerations", [])),
+           "the node plugin must tolerate every taint (operator: Exists)")
+
+
+def check_provisioner(objs: list[dict]) -> None:
+    ds = daemonset(objs)
+    c = container(ds, "csi-provisioner")
+    flags = flag_values(c.get("args", []))
+    want = {"node-deployment": "true", "capacity-ownerref-level": "0"}
+    for key, value in want.items():
+        expect(flags.get(key) == value, f"csi-provisioner --{key} is {flags.get(key)!r}, want {value}")
+    expect("Topology=true" in (flags.get("feature-gates") or "").split(","),
+           "csi-provisioner needs --feature-gates=Topology=true")
+    for bare in ["enable-capacity", "extra-create-metadata", "strict-topology"]:
+        expect(bare in flags and flags[bare] in (None, "true"), f"csi-provisioner needs --{bare}")
+    expect(flags.get("leader-election") in (None, "false"),
+           "csi-provisioner must not use leader election with --node-deployment")
+    fields = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in c.get("env", [])}
+    for name, path in [("NODE_NAME", "spec.nodeName"), ("NAMESPACE", "metadata.namespace"),
+                       ("POD_NAME", "metadata.name")]:
+        expect(fields.get(name) == path, f"csi-provisioner needs env {name} from fieldRef {path}")
+
+
+def granted(rules: list[dict]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for r in rules:
+        for verb in r.get("verbs", []):
+            expect(verb != "*", "RBAC rules must not use verb '*'")
+        for g in r.get("apiGroups", []):
+            for res in r.get("resources", []):
+                expect("*" not in (g, res), "RBAC rules must not use '*'")
+                out.setdefault((g, res), set()).update(r.get("verbs", []))
+    return out
+
+
+def check_rbac(objs: list[dict]) -> None:
+    ds = daemonset(objs)
+    sa_name = pod_spec(ds).get("serviceAccountName")
+    ns = ds["metadata"]["namespace"]
+    expect(any(sa["metadata"]["name"] == sa_name for sa in objects_of(objs, "ServiceAccount")),
+           f"DaemonSet uses ServiceAccount {sa_name}, which is not rendered")
+    cr, crb = one(objs, "ClusterRole"), one(objs, "ClusterRoleBinding")
+    role, rb = one(objs, "Role"), one(objs, "RoleBinding")
+    expect(granted(cr["rules"]) == CLUSTER_RULES,
+           f"ClusterRole grants {granted(cr['rules'])}, want exactly {CLUSTER_RULES}")
+    expect(granted(role["rules"]) == NAMESPACE_RULES,
+           f"Role grants {granted(role['rules'])}, want exactly {NAMESPACE_RULES}")
+    for binding, target in [(crb, cr), (rb, role)]:
+        ref = binding["roleRef"]
+        expect(ref["kind"] == target["kind"] and ref["name"] == target["metadata"]["name"],
+               f"{ident(binding)} refers to {ref['kind']}/{ref['name']}, not {ident(target)}")
+        expect(binding.get("subjects") == [{"kind": "ServiceAccount", "name": sa_name, "namespace": ns}],
+               f"{ident(binding)} does not bind exactly ServiceAccount {ns}/{sa_name}")
+
+
+def pinned_sidecars() -> dict[str, str]:
+    """The sidecar versions named in the comment at the top of daemonset.yaml."""
+    text = (DEPLOY / "kubernetes" / "base" / "daemonset.yaml").read_text()
+    return dict(re.findall(r"^#\s+(csi-provisioner|csi-node-driver-registrar|livenessprobe)\s+(v\d+\.\d+\.\d+)",
+                           text, re.M))
+
+
+def check_images(objs: list[dict], cellar_image: str = "cellar:0.1.0") -> None:
+    ds = daemonset(objs)
+    documented = pinned_sidecars()
+    expect(len(documented) == 3, f"daemonset.yaml documents {documented}, want the three sidecar versions")
+    for c in pod_spec(ds)["containers"]:
+        image = c["image"]
+        if c["name"] == "cellar":
+            expect(image == cellar_image, f"cellar image is {image}, want {cellar_image}")
+            continue
+        m = re.fullmatch(r"registry\.k8s\.io/sig-storage/([a-z-]+):(v\d+\.\d+\.\d+)", image)
+        expect(m is not None, f"container {c['name']}: image {image} is not a pinned registry.k8s.io/sig-storage release")
+        expect(documented.get(m.group(1)) == m.group(2),
+               f"{image} differs from the version documented in daemonset.yaml ({documented.get(m.group(1))})")
+
+
+# ------------------------------------------------------------ cross checks
+
+
+def footprint(objs: list[dict]) -> dict[str, set]:
+    ds = daemonset(objs)
+    host_paths = {v["hostPath"]["path"] for v in pod_spec(ds).get("volumes", []) if "hostPath" in v}
+    reg = env_values(container(ds, "node-driver-registrar")).get("DRIVER_REG_SOCK_PATH")
+    return {
+        "cluster-scoped objects": {(o["kind"], o["metadata"]["name"]) for o in objs
+                                   if o["kind"] in CLUSTER_SCOPED and o["kind"] != "Namespace"},
+        "namespaced objects": {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs
+                               if o["kind"] not in CLUSTER_SCOPED},
+        "host paths": (host_paths - SHARED_HOST_PATHS) | {reg},
+        "DaemonSet selectors": {(ds["metadata"]["namespace"],
+                                 tuple(sorted(ds["spec"]["selector"]["matchLabels"].items())))},
+    }
+
+
+def check_no_collision(a: list[dict], b: list[dict]) -> None:
+    fa, fb = footprint(a), footprint(b)
+    clashes = {k: fa[k] & fb[k] for k in fa if fa[k] & fb[k]}
+    expect(not clashes, "two deployments would share: " + "; ".join(f"{k}: {sorted(map(str, v))}"
+                                                                  for k, v in clashes.items()))
+    expect(fa["cluster-scoped objects"] and fa["host paths"], "empty footprint")
+
+
+def strip_header(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+
+
+def check_overlay_is_current(ctx: Context) -> None:
+    """The committed vineyard overlay is what render.sh writes today."""
+    overlay, objs = render_sh("vineyard-system", "vineyardd-sample", workdir=ctx.workdir)
+    expect((overlay / "settings.yaml").read_text() == (VINEYARD_OVERLAY / "settings.yaml").read_text(),
+           f"{VINEYARD_OVERLAY.relative_to(REPO)}/settings.yaml is stale: rerun deploy/render.sh vineyard-system vineyardd-sample")
+    expect(objs == ctx.renders["vineyard"],
+           "deploy/render.sh vineyard-system vineyardd-sample renders differently from the committed overlay")
+
+
+def check_render_default(ctx: Context) -> None:
+    _, objs = render_sh("cellar-system", "cellar", workdir=ctx.workdir)
+    expect(objs == ctx.renders["default"], "deploy/render.sh cellar-system cellar differs from kubectl kustomize deploy/")
+
+
+def check_existing_namespace(ctx: Context) -> None:
+    _, objs = render_sh("vineyard-system", "vineyardd-sample", "--existing-namespace", workdir=ctx.workdir)
+    expect(not objects_of(objs, "Namespace"), "--existing-namespace still renders the Namespace")
+    rest = [o for o in ctx.renders["vineyard"] if o["kind"] != "Namespace"]
+    expect(objs == rest, "--existing-namespace changes more than the Namespace object")
+
+
+def check_render_options(ctx: Context) -> None:
+    image = "registry.example.com:5000/team/cellar:1.2.3"
+    _, objs = render_sh("team-a", "scratch", "--capacity", "512Mi", "--image", image,
+                        "--log-level", "debug", workdir=ctx.workdir)
+    check_identity(objs, {"namespace": "team-a", "name": "scratch", "storage_class": "team-a.scratch.csi"})
+    check_node_plugin(objs, {"namespace": "team-a", "name": "scratch", "capacity": "512Mi"})
+    check_images(objs, cellar_image=image)
+    expect(cellar_flags(objs).get("log-level") == "debug", "--log-level did not reach cellar node")
+    expect(one(objs, "CSIDriver")["metadata"]["name"] == "scratch.team-a.csi.cellar.dev", "derived driver name")
+
+
+def check_render_rejects(ctx: Context) -> None:
+    bad = [
+        (["Bad_NS", "x"], "namespace"),
+        (["ns", "a.b"], "name"),
+        (["ns", "x", "--capacity", "4GB"], "capacity"),
+        (["ns", "x", "--log-level", "loud"], "log level"),
+        (["n" * 40, "m" * 40], "longer than 63"),
+    ]
+    for args, word in bad:
+        proc = run([str(DEPLOY / "render.sh"), "--no-print", "--output-dir",
+                    str(ctx.workdir / "rejected"), *args], check=False)
+        expect(proc.returncode == 2 and word in proc.stderr,
+               f"render.sh {' '.join(args)} exited {proc.returncode}, said {proc.stderr.strip()!r}")
+    expect(not (ctx.workdir / "rejected").exists(), "render.sh wrote an overlay for rejected input")
+
+
+def check_broken_manifest_fails() -> None:
+    """The validator fails an invalid manifest and names object and field."""
+    objs = [o for o in yaml.safe_load_all(BROKEN_FIXTURE.read_text()) if o]
+    results = validate_objects([("fixtures/broken.yaml", o) for o in objs])
+    expect(all(r["errors"] for r in results),
+           "validate.mjs accepted: " + ", ".join(f"{r['kind']}/{r['name']}" for r in results if not r["errors"]))
+    lines = schema_errors([("fixtures/broken.yaml", o) for o in objs])
+    for obj, path, word in BROKEN_EXPECTED:
+        hit = [line for line in lines if f": {obj}: {path}: " in line and word in line]
+        expect(hit, f"no error for {obj} at {path} mentioning {word!r}; got:\n" + "\n".join(lines))
+
+
+def check_settings_documented() -> None:
+    settings = yaml.safe_load((DEPLOY / "settings.yaml").read_text())
+    expect(settings["metadata"]["annotations"].get("config.kubernetes.io/local-config") == "true",
+           "deploy/settings.yaml must be local-config (never sent to the cluster)")
+    comp = yaml.safe_load((DEPLOY / "kubernetes" / "components" / "identity" / "kustomization.yaml").read_text())
+    sources = {r["source"]["fieldPath"].split(".", 1)[1] for r in comp["replacements"]}
+    expect(sources == set(settings["data"]), f"settings {sorted(settings['data'])} vs replaced {sorted(sources)}")
+
+
+# ------------------------------------------------------------- registration
+
+
+def register(runner: Runner, ctx: Context) -> None:
+    renders = {
+        "default": ("kubectl kustomize deploy/", DEPLOY),
+        "vineyard": (f"kubectl kustomize {VINEYARD_OVERLAY.relative_to(REPO)}", VINEYARD_OVERLAY),
+    }
+    for key, (label, directory) in renders.items():
+        objs = runner.check(f"render: {label}", kustomize, directory)
+        if objs is not None:
+            ctx.renders[key] = objs
+
+    for key, objs in ctx.renders.items():
+        exp = EXPECTED[key]
+        tag = f"[{exp['namespace']}/{exp['name']}]"
+        runner.check(f"schema {tag}: every object validates (OpenAPI, no unknown fields)", check_schemas,
+                     renders[key][0], objs)
+        runner.check(f"contract {tag}: StorageClass {exp['storage_class']}, namespace of every object",
+                     check_identity, objs, exp)
+        runner.check(f"contract {tag}: CSIDriver {exp['driver']}", check_csidriver, objs, exp)
+        runner.check(f"contract {tag}: StorageClass binding/expansion/reclaim", check_storageclass, objs, exp)
+        runner.check(f"contract {tag}: driver name agrees everywhere", check_driver_name, objs, exp)
+        runner.check(f"contract {tag}: plugin, registrar, provisioner, probe share one socket", check_sockets, objs)
+        runner.check(f"contract {tag}: node plugin (privileged, mounts, capacity, probes, requests)",
+                     check_node_plugin, objs, exp)
+        runner.check(f"contract {tag}: csi-provisioner distributed provisioning flags", check_provisioner, objs)
+        runner.check(f"contract {tag}: RBAC is exactly what the provisioner needs", check_rbac, objs)
+        runner.check(f"contract {tag}: images pinned, cellar image from kustomize images:", check_images, objs)
+
+    if {"default", "vineyard"} <= ctx.renders.keys():
+        runner.check("render.sh: committed vineyard overlay is current", check_overlay_is_current, ctx)
+        runner.check("render.sh: cellar-system/cellar equals deploy/", check_render_default, ctx)
+        runner.check("render.sh: --existing-namespace leaves out only the Namespace", check_existing_namespace, ctx)
+        runner.check("render.sh: default and vineyard deployments do not collide",
+                     check_no_collision, ctx.renders["default"], ctx.renders["vineyard"])
+
+        def same_namespace():
+            _, other = render_sh("cellar-system", "second", workdir=ctx.workdir)
+            check_no_collision(ctx.renders["default"], other)
+        runner.check("render.sh: two deployments in one namespace do not collide", same_namespace)
+    runner.check("render.sh: --capacity/--image/--log-level reach the objects", check_render_options, ctx)
+    runner.check("render.sh: rejects invalid names, sizes and levels", check_render_rejects, ctx)
+    runner.check("settings: every setting is replaced, settings never applied", check_settings_documented)
+    runner.check("schema: a broken manifest fails, naming object and field", check_broken_manifest_fails)
+
+
+def render_only(runner: Runner, ctx: Context) -> None:
+    """Just the renderings, for runs that skip the manifest checks."""
+    for key, directory in [("default", DEPLOY), ("vineyard", VINEYARD_OVERLAY)]:
+        objs = runner.check(f"render: {directory.relative_to(REPO)}", kustomize, directory)
+        if objs is not None:
+            ctx.renders[key] = objs

@@ -1,0 +1,232 @@
+"""A small check runner and the helpers the deploy checks share.
+
+Each check is a function that raises on failure (AssertionError or any other
+exception; `Skip` to skip with a reason). The runner prints one line per check
+and the closing line `N passed, N failed[, N skipped]`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+EXAMPLES = REPO / "examples"
+TESTS = Path(__file__).resolve().parent
+
+
+class Skip(Exception):
+    """Raised by a check that cannot run here; the reason is printed."""
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+def fail(message: str) -> None:
+    raise CheckFailed(message)
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+@dataclass
+class Runner:
+    verbose: bool = False
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def check(self, name: str, fn, *args, **kwargs):
+        """Runs fn(*args, **kwargs) as the check `name`; returns its value or None."""
+        start = time.monotonic()
+        try:
+            value = fn(*args, **kwargs)
+        except Skip as e:
+            self.skipped += 1
+            print(f"skip {name}: {e}", flush=True)
+            return None
+        except Exception as e:  # noqa: BLE001 - every failure is reported, none aborts the run
+            self.failed += 1
+            self.failures.append(name)
+            detail = str(e) if isinstance(e, AssertionError) else "".join(
+                traceback.format_exception_only(type(e), e)).strip()
+            print(f"FAIL {name}", flush=True)
+            for line in (detail or type(e).__name__).splitlines():
+                print(f"     {line}", flush=True)
+            if self.verbose and not isinstance(e, AssertionError):
+                traceback.print_exc()
+            return None
+        self.passed += 1
+        print(f"ok   {name} ({time.monotonic() - start:.1f}s)", flush=True)
+        return value
+
+    def summary(self) -> int:
+        if self.failures:
+            print("\nfailed checks:", flush=True)
+            for name in self.failures:
+                print(f"  {name}", flush=True)
+        line = f"{self.passed} passed, {self.failed} failed"
+        if self.skipped:
+            line += f", {self.skipped} skipped"
+        print(line, flush=True)
+        return 1 if self.failed else 0
+
+
+# ----------------------------------------------------------------- commands
+
+
+def run(cmd: list[str], *, check: bool = True, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and proc.returncode != 0:
+        fail(f"`{' '.join(map(str, cmd))}` exited {proc.returncode}:\n{proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def kustomize(directory: Path) -> list[dict]:
+    """`kubectl kustomize DIR`, parsed."""
+    out = run(["kubectl", "kustomize", str(directory)]).stdout
+    return [o for o in yaml.safe_load_all(out) if o]
+
+
+def render_sh(namespace: str, name: str, *options: str, workdir: Path) -> tuple[Path, list[dict]]:
+    """deploy/render.sh into a fresh overlay directory; returns (overlay, objects)."""
+    overlay = Path(tempfile.mkdtemp(prefix=f"{namespace}.{name}.", dir=workdir))
+    out = run([str(DEPLOY / "render.sh"), *options, "--output-dir", str(overlay), namespace, name]).stdout
+    return overlay, [o for o in yaml.safe_load_all(out) if o]
+
+
+# ------------------------------------------------------------ object access
+
+
+def objects_of(objs: list[dict], kind: str) -> list[dict]:
+    return [o for o in objs if o.get("kind") == kind]
+
+
+def one(objs: list[dict], kind: str) -> dict:
+    found = objects_of(objs, kind)
+    expect(len(found) == 1, f"expected exactly one {kind}, found {len(found)}")
+    return found[0]
+
+
+def ident(obj: dict) -> str:
+    meta = obj.get("metadata", {})
+    ns = meta.get("namespace")
+    return f"{obj.get('kind')}/{(ns + '/') if ns else ''}{meta.get('name')}"
+
+
+def pod_spec(daemonset: dict) -> dict:
+    return daemonset["spec"]["template"]["spec"]
+
+
+def container(daemonset: dict, name: str) -> dict:
+    for c in pod_spec(daemonset)["containers"]:
+        if c["name"] == name:
+            return c
+    fail(f"{ident(daemonset)} has no container {name!r}")
+
+
+def volume(daemonset: dict, name: str) -> dict:
+    for v in pod_spec(daemonset).get("volumes", []):
+        if v["name"] == name:
+            return v
+    fail(f"{ident(daemonset)} has no volume {name!r}")
+
+
+def env_values(c: dict, field_values: dict[str, str] | None = None) -> dict[str, str]:
+    """A container's environment; fieldRef values come from field_values
+    (keyed by fieldPath), others are left as <fieldPath>."""
+    field_values = field_values or {}
+    out = {}
+    for e in c.get("env", []):
+        if "value" in e:
+            out[e["name"]] = str(e["value"])
+        elif "fieldRef" in e.get("valueFrom", {}):
+            path = e["valueFrom"]["fieldRef"]["fieldPath"]
+            out[e["name"]] = field_values.get(path, f"<{path}>")
+    return out
+
+
+_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def expand(arg: str, env: dict[str, str]) -> str:
+    """$(VAR) expansion as the kubelet does it for command and args."""
+    return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), arg)
+
+
+def expanded_args(c: dict, field_values: dict[str, str] | None = None) -> list[str]:
+    env = env_values(c, field_values)
+    return [expand(a, env) for a in c.get("args", [])]
+
+
+def flag_values(args: list[str]) -> dict[str, str | None]:
+    """--name=value and bare --name flags of an argument list."""
+    out: dict[str, str | None] = {}
+    for a in args:
+        if a.startswith("--"):
+            key, eq, value = a[2:].partition("=")
+            out[key] = value if eq else None
+    return out
+
+
+def mount_for(c: dict, path: str) -> tuple[dict, str] | None:
+    """The volumeMount of container c that holds `path`, and the path inside it."""
+    best = None
+    for m in c.get("volumeMounts", []):
+        mp = m["mountPath"].rstrip("/")
+        if path == mp or path.startswith(mp + "/"):
+            if best is None or len(mp) > len(best[0]["mountPath"].rstrip("/")):
+                best = (m, path[len(mp):].lstrip("/"))
+    return best
+
+
+# --------------------------------------------------------- schema validation
+
+
+def validate_objects(items: list[tuple[str, dict]]) -> list[dict]:
+    """Runs tests/deploy/node/validate.mjs on (source, object) pairs; returns
+    its per-object results."""
+    node_dir = TESTS / "node"
+    expect((node_dir / "node_modules" / "kubernetes-models").is_dir(),
+           "tests/deploy/node/node_modules is missing: run tests/deploy/run.sh (it runs npm ci)")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump([{"source": s, "object": o} for s, o in items], f)
+        path = f.name
+    try:
+        proc = subprocess.run(["node", str(node_dir / "validate.mjs"), path],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        os.unlink(path)
+    if proc.returncode not in (0, 1):
+        fail(f"validate.mjs exited {proc.returncode}: {proc.stderr.strip()}")
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    expect(len(results) == len(items), f"validate.mjs answered {len(results)} of {len(items)} objects")
+    return results
+
+
+def schema_errors(items: list[tuple[str, dict]]) -> list[str]:
+    """One line per error: '<source>: <Kind>/<name>: <field path>: <message>'."""
+    lines = []
+    for r in validate_objects(items):
+        for e in r["errors"]:
+            lines.append(f"{r['source']}: {r['kind']}/{r['name']}: {e['path'] or '/'}: {e['message']}")
+    return lines
+
+
+def python() -> str:
+    return sys.executable
