@@ -1,6 +1,8 @@
 #include "csi/mounter.h"
 
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -76,7 +78,18 @@ unsigned long FlagBits(const std::vector<std::string>& flags, bool* readonly) {
 }  // namespace
 
 Result<bool> IsMountPoint(const fs::path& path) {
-  ASSIGN_OR_RETURN(auto entry, FindMount(path));
+  // statx answers without reading /proc/self/mountinfo, which on a node with
+  // thousands of publications costs milliseconds per call.
+  struct statx stx {};
+  if (::statx(AT_FDCWD, path.c_str(), AT_NO_AUTOMOUNT | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS,
+              &stx) == 0 &&
+      (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) {
+    return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+  }
+  // A path that does not resolve cannot be a live mount point (a mount point's
+  // directory cannot be removed while mounted).
+  if (errno == ENOENT || errno == ENOTDIR) return false;
+  ASSIGN_OR_RETURN(auto entry, FindMount(path));  // broken mounts, old kernels
   return entry.has_value();
 }
 
@@ -107,9 +120,7 @@ Result<TargetInfo> InspectTarget(const fs::path& target, const fs::path& source)
   if (rc != 0) {
     int err = errno;
     if (err == ENOENT) {
-      // A dangling mount point still shows in mountinfo.
-      ASSIGN_OR_RETURN(bool mounted, IsMountPoint(target));
-      info.state = mounted ? TargetState::kBroken : TargetState::kAbsent;
+      info.state = TargetState::kAbsent;
       info.detail = "target does not exist";
       return info;
     }
@@ -121,12 +132,12 @@ Result<TargetInfo> InspectTarget(const fs::path& target, const fs::path& source)
     }
     return Status::FromErrno(err, fmt::format("stat target {}", target.string()));
   }
-  ASSIGN_OR_RETURN(auto entry, FindMount(target));
-  if (!entry) {
+  ASSIGN_OR_RETURN(bool mounted, IsMountPoint(target));
+  if (!mounted) {
     info.state = TargetState::kNotMounted;
     return info;
   }
-  info.readonly = entry->readonly;
+  info.readonly = (sfs.f_flags & ST_RDONLY) != 0;
   struct stat ss {};
   if (::stat(source.c_str(), &ss) != 0) {
     info.state = TargetState::kMountedOther;
@@ -160,21 +171,18 @@ Status BindMount(const fs::path& source, const fs::path& target, bool readonly,
 }
 
 Status UnmountAndRemove(const fs::path& target) {
+  // umount2 says EINVAL once nothing is mounted there; binds may be stacked.
   for (int i = 0; i < 16; ++i) {
-    ASSIGN_OR_RETURN(bool mounted, IsMountPoint(target));
-    if (!mounted) break;
-    if (::umount2(target.c_str(), 0) != 0) {
-      // A pod process may still hold a file open: detach so the kubelet can move on,
-      // the filesystem lets go when that process does.
-      if (errno != EBUSY || ::umount2(target.c_str(), MNT_DETACH) != 0) {
-        return ErrnoError("unmount {}", target.string());
-      }
+    if (::umount2(target.c_str(), 0) == 0) continue;
+    if (errno == EINVAL || errno == ENOENT) break;
+    // A pod process may still hold a file open: detach so the kubelet can move on;
+    // the filesystem lets go when that process does.
+    if (errno != EBUSY || ::umount2(target.c_str(), MNT_DETACH) != 0) {
+      return ErrnoError("unmount {}", target.string());
     }
   }
   if (::rmdir(target.c_str()) != 0 && errno != ENOENT) {
-    if (errno == ENOTDIR) {
-      if (::unlink(target.c_str()) == 0) return Status::Ok();
-    }
+    if (errno == ENOTDIR && ::unlink(target.c_str()) == 0) return Status::Ok();
     return ErrnoError("remove target {}", target.string());
   }
   return Status::Ok();

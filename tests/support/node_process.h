@@ -40,6 +40,7 @@ class NodeProcess {
   void Kill(int signal);  // sends `signal` and reaps the process
   int Wait();             // exit status of a process that exits on its own
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   // Exit status of a daemon that exited during Start (-1 if it hung and was killed).
   int exit_status() const { return exit_status_; }
   std::string Log() const;
