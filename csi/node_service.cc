@@ -109,7 +109,25 @@ Status NodeService::DoPublish(const NodePublishVolumeRequest& req) {
                  what, pub.target_path);
   }
   if (target.state == TargetState::kBroken) {
+    if (recorded == v.publications.end()) {
+      return Error(Code::kAlreadyExists, "{}: target {} is a broken mount of something else",
+                   what, pub.target_path);
+    }
     RETURN_IF_ERROR(UnmountAndRemove(pub.target_path).WithContext(what));
+  }
+  if (target.state == TargetState::kNotMounted) {
+    // The kubelet hands over an empty directory (or none). Binding over content would
+    // hide it from the node; refuse instead of guessing.
+    std::error_code ec;
+    if (!std::filesystem::is_directory(pub.target_path, ec)) {
+      return Error(Code::kFailedPrecondition, "{}: target {} exists and is not a directory", what,
+                   pub.target_path);
+    }
+    if (!std::filesystem::is_empty(pub.target_path, ec)) {
+      return Error(Code::kFailedPrecondition,
+                   "{}: target {} is a non-empty directory; refusing to hide its content", what,
+                   pub.target_path);
+    }
   }
   // SINGLE_NODE_SINGLE_WRITER: one publication at a time, as the spec defines it.
   if (mode == VolumeCapability::AccessMode::SINGLE_NODE_SINGLE_WRITER) {
@@ -147,9 +165,15 @@ Status NodeService::DoUnpublish(const NodeUnpublishVolumeRequest& req) {
   LockSet::Guard guard(ctx_.volume_locks, is_id ? handle : "name:" + handle);
   auto v = Resolve(handle);
   // Unpublish is idempotent: a volume that is gone (deleted, or an inline volume
-  // already freed) still gets its target cleaned, and the call succeeds.
-  RETURN_IF_ERROR(UnmountAndRemove(req.target_path()).WithContext(what));
+  // already freed) has nothing left to unpublish. Its target is not touched: only
+  // mounts that are provably ours are ever unmounted or removed.
   if (!v.ok()) return Status::Ok();
+  bool recorded = v->publications.count(req.target_path()) > 0;
+  if (!recorded) {
+    ASSIGN_OR_RETURN(TargetInfo target, InspectTarget(req.target_path(), ctx_.source.Dir(v->id)));
+    if (target.state != TargetState::kMountedSame) return Status::Ok();
+  }
+  RETURN_IF_ERROR(UnmountAndRemove(req.target_path()).WithContext(what));
   RETURN_IF_ERROR(ctx_.store.RemovePublication(v->id, req.target_path()).WithContext(what));
   if (v->ephemeral) {
     auto now = ctx_.store.Get(v->id);

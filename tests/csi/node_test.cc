@@ -1,5 +1,6 @@
 // Node service against a real `cellar node`: publish/unpublish as bind mounts at
 // kubelet-shaped paths, stats, expansion, inline ephemeral volumes.
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,6 +185,29 @@ TEST_P(NodeServiceTest, InlineEphemeralVolumeLivesFromPublishToUnpublish) {
   ctx["size"] = "8Mi";
   ctx["color"] = "blue";
   EXPECT_EQ(Publish(req).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_P(NodeServiceTest, NeverTouchesMountsOrDirectoriesThatAreNotItsOwn) {
+  Volume v = MustCreate("a", 8 * kMiB);
+  // Someone else's mount at a path the request names.
+  fs::path foreign = node_->root() / "foreign";
+  fs::create_directories(foreign);
+  ASSERT_EQ(::system(("mount -t tmpfs -o size=1m foreign-test " + foreign.string()).c_str()), 0);
+  { std::ofstream(foreign / "keep") << "mine"; }
+  EXPECT_TRUE(Unpublish(v.volume_id(), foreign.string()).ok());
+  EXPECT_TRUE(Unpublish("vol-00000000000000000000000000000000", foreign.string()).ok());
+  EXPECT_TRUE(Unpublish("csi-unknown-inline", foreign.string()).ok());
+  EXPECT_TRUE(fs::exists(foreign / "keep")) << "a foreign mount was unmounted";
+
+  // A non-empty directory is not bound over.
+  fs::path full = node_->root() / "full";
+  fs::create_directories(full);
+  { std::ofstream(full / "data") << "precious"; }
+  grpc::Status st = Publish(KubeletPublish(v, full));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("non-empty"), std::string::npos);
+  EXPECT_TRUE(fs::exists(full / "data"));
+  ::umount2(foreign.c_str(), MNT_DETACH);
 }
 
 CELLAR_INSTANTIATE_MODES(NodeServiceTest);
