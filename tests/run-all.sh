@@ -45,8 +45,12 @@ run_suite() {
 }
 
 run_suite cpp ctest --test-dir build --output-on-failure -j2 --timeout 600
-run_suite python bash python/tests/run.sh
-run_suite deploy bash tests/deploy/run.sh "$root/build/cellar"
+# The Python package's zero-copy test and the example pipeline steps run on a real
+# Cellar volume, provisioned and published as Kubernetes would.
+with_volume=(/usr/bin/python3 tests/support/with_volume.py)
+run_suite python "${with_volume[@]}" --size 1Gi --env CELLAR_TEST_VOLUME -- bash python/tests/run.sh
+run_suite deploy "${with_volume[@]}" --size 512Mi --env CELLAR_VOLUME_DIR -- \
+  bash tests/deploy/run.sh "$root/build/cellar"
 [ -f tests/e2e/run.sh ] && run_suite e2e bash tests/e2e/run.sh
 
 echo
