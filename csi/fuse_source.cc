@@ -2,8 +2,6 @@
 
 #include <sys/vfs.h>
 
-#include <spdlog/spdlog.h>
-
 #include "mount/fuse_server.h"
 
 namespace cellar::csi {
@@ -48,9 +46,6 @@ Result<std::unique_ptr<VolumeSource>> MakeFuseSource(const store::Store& store,
   config.mountpoint = mountpoint;
   config.passthrough = passthrough;
   ASSIGN_OR_RETURN(auto server, mount::FuseServer::Start(config));
-  spdlog::info("FUSE mount at {} ({})", mountpoint.string(),
-               server->passthrough_active() ? "passthrough: reads and writes bypass the daemon"
-                                            : "daemon-served reads and writes");
   return std::unique_ptr<VolumeSource>(new FuseSource(store, std::move(server)));
 }
 

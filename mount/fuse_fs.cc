@@ -1,0 +1,231 @@
+#include "mount/fuse_fs.h"
+
+#include <fcntl.h>
+
+#include <cstring>
+#include <sys/fsuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/logging.h"
+
+namespace cellar::mount {
+
+std::string ProcFdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+int KillSuidGid(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return errno;
+  mode_t mode = st.st_mode & 07777;
+  mode_t kept = mode & ~S_ISUID;
+  if (mode & S_IXGRP) kept &= ~S_ISGID;
+  if (kept == mode) return 0;
+  return ::chmod(path.c_str(), kept) == 0 ? 0 : errno;
+}
+
+std::vector<uint32_t> Request::SuppGroups() const {
+  std::vector<uint32_t> groups;
+  size_t pos = 0;
+  while (pos + sizeof(fuse_ext_header) <= ext_size) {
+    fuse_ext_header h;
+    std::memcpy(&h, ext + pos, sizeof(h));
+    if (h.size < sizeof(h) || pos + h.size > ext_size) break;  // malformed: ignore the rest
+    if (h.type == kernel::kExtGroups && h.size >= sizeof(h) + sizeof(kernel::SuppGroups)) {
+      kernel::SuppGroups sg;
+      std::memcpy(&sg, ext + pos + sizeof(h), sizeof(sg));
+      size_t room = (h.size - sizeof(h) - sizeof(sg)) / sizeof(uint32_t);
+      for (uint32_t i = 0; i < sg.nr_groups && i < room; ++i) {
+        uint32_t g;
+        std::memcpy(&g, ext + pos + sizeof(h) + sizeof(sg) + i * sizeof(g), sizeof(g));
+        groups.push_back(g);
+      }
+    }
+    pos += h.size;
+  }
+  return groups;
+}
+
+ScopedFsCreds::ScopedFsCreds(uint32_t uid, uint32_t gid, const std::vector<uint32_t>& groups) {
+  // The raw syscall sets this thread's groups only (glibc's setgroups would change every
+  // thread of the process).
+  if (!groups.empty()) {
+    std::vector<gid_t> g(groups.begin(), groups.end());
+    ::syscall(SYS_setgroups, g.size(), g.data());
+  }
+  ::setfsgid(gid);
+  ::setfsuid(uid);
+}
+
+ScopedFsCreds::~ScopedFsCreds() {
+  // Back to root: the kernel raises the filesystem capabilities again.
+  ::setfsuid(0);
+  ::setfsgid(0);
+  ::syscall(SYS_setgroups, 0, nullptr);
+}
+
+Status FuseFs::AttachVolume(const std::string& id, uint32_t slot,
+                            const std::filesystem::path& arena) {
+  if (id.empty() || id == "." || id == ".." || id.find('/') != std::string::npos ||
+      id.size() > 255) {
+    return InvalidArgument(fmt::format("volume id '{}' is not a directory name", id));
+  }
+  if (slot == 0 || slot > 0xffff) {
+    return InvalidArgument(fmt::format("volume {}: slot {} outside 1..65535", id, slot));
+  }
+  UniqueFd root(::open(arena.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return ErrnoError("volume {}: open arena {}", id, arena.string());
+  struct stat st;
+  if (::fstat(root.get(), &st) != 0) return ErrnoError("volume {}: stat arena", id);
+  UniqueFd mount_fd(::open(arena.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!mount_fd) return ErrnoError("volume {}: open arena {}", id, arena.string());
+  ASSIGN_OR_RETURN(uint64_t nodeid, MakeNodeId(slot, st.st_ino));
+  (void)nodeid;
+
+  std::unique_lock lock(volumes_mu_);
+  for (const auto& [other_id, other] : volumes_) {
+    if (other_id == id) {
+      if (other->slot == slot && other->dev == st.st_dev) return Status::Ok();  // same again
+      return Status(Code::kAlreadyExists,
+                    fmt::format("volume {} already attached with another slot or arena", id));
+    }
+    if (other->slot == slot) {
+      return Status(Code::kAlreadyExists,
+                    fmt::format("volume {}: slot {} already used by {}", id, slot, other_id));
+    }
+  }
+  auto volume = std::make_shared<Volume>();
+  volume->id = id;
+  volume->slot = slot;
+  volume->arena_root = arena;
+  volume->root_fd = std::move(root);
+  volume->mount_fd = std::move(mount_fd);
+  volume->dev = st.st_dev;
+  volumes_.emplace(id, std::move(volume));
+  return Status::Ok();
+}
+
+Status FuseFs::DetachVolume(const std::string& id) {
+  {
+    std::unique_lock lock(volumes_mu_);
+    if (volumes_.erase(id) == 0) return NotFound(fmt::format("volume {} is not attached", id));
+  }
+  // Drop the kernel's dentry so the name disappears at once; inodes already looked up
+  // (and their open files) stay valid until the kernel forgets them.
+  fuse_notify_inval_entry_out out{};
+  out.parent = kRootNodeId;
+  out.namelen = static_cast<uint32_t>(id.size());
+  iovec iov[2] = {{&out, sizeof(out)}, {const_cast<char*>(id.c_str()), id.size() + 1}};
+  int err = channel_->Notify(FUSE_NOTIFY_INVAL_ENTRY, iov, 2);
+  if (err != 0 && err != -ENOENT) {
+    SPDLOG_WARN("volume {}: invalidating its entry failed: {}", id, strerror(-err));
+  }
+  return Status::Ok();
+}
+
+Result<VolumeUsage> FuseFs::Usage(const std::string& id) const {
+  auto volume = FindVolume(id);
+  if (!volume) return NotFound(fmt::format("volume {} is not attached", id));
+  return VolumeUsage{volume->open_files.load(), volume->open_writers.load()};
+}
+
+std::shared_ptr<Volume> FuseFs::FindVolume(const std::string& id) const {
+  std::shared_lock lock(volumes_mu_);
+  auto it = volumes_.find(id);
+  return it == volumes_.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> FuseFs::VolumeNames() const {
+  std::shared_lock lock(volumes_mu_);
+  std::vector<std::string> names;
+  for (const auto& [id, volume] : volumes_) names.push_back(id);
+  return names;
+}
+
+int FuseFs::LookupChild(const Inode* parent, const char* name, fuse_entry_out* out) {
+  std::shared_ptr<Volume> volume;
+  UniqueFd fd;
+  if (parent == nullptr) {
+    volume = FindVolume(name);
+    if (!volume) return ENOENT;
+    fd.Reset(::openat(volume->root_fd.get(), ".", O_PATH | O_CLOEXEC));
+  } else {
+    if (std::strlen(name) > NAME_MAX) return ENAMETOOLONG;
+    volume = parent->volume;
+    InodeFd dir(*parent);
+    if (!dir.ok()) return dir.error();
+    fd.Reset(::openat(dir.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  }
+  if (!fd) return errno;
+  struct stat st;
+  if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  if (st.st_dev != volume->dev) return EXDEV;  // something mounted inside an arena
+  auto inode = inodes_.Remember(volume, std::move(fd), st);
+  if (!inode.ok()) return inode.status().err();
+  std::memset(out, 0, sizeof(*out));
+  out->nodeid = (*inode)->nodeid;
+  out->generation = (*inode)->generation;
+  SetEntryTimeout(&out->entry_valid, &out->entry_valid_nsec);
+  SetAttrTimeout(&out->attr_valid, &out->attr_valid_nsec);
+  FillAttr(out->nodeid, st, &out->attr);
+  return 0;
+}
+
+void FuseFs::FillAttr(uint64_t nodeid, const struct stat& st, fuse_attr* attr) const {
+  std::memset(attr, 0, sizeof(*attr));
+  attr->ino = nodeid;  // unique across volumes, equal for hard links
+  attr->size = st.st_size;
+  attr->blocks = st.st_blocks;
+  attr->atime = st.st_atim.tv_sec;
+  attr->atimensec = st.st_atim.tv_nsec;
+  attr->mtime = st.st_mtim.tv_sec;
+  attr->mtimensec = st.st_mtim.tv_nsec;
+  attr->ctime = st.st_ctim.tv_sec;
+  attr->ctimensec = st.st_ctim.tv_nsec;
+  attr->mode = st.st_mode;
+  attr->nlink = st.st_nlink;
+  attr->uid = st.st_uid;
+  attr->gid = st.st_gid;
+  attr->rdev = st.st_rdev;
+  attr->blksize = st.st_blksize;
+}
+
+void FuseFs::FillRootAttr(fuse_attr* attr) const {
+  std::memset(attr, 0, sizeof(*attr));
+  attr->ino = kRootNodeId;
+  attr->mode = S_IFDIR | 0755;
+  attr->nlink = 2;
+  attr->atime = attr->mtime = attr->ctime = started_.tv_sec;
+  attr->atimensec = attr->mtimensec = attr->ctimensec = started_.tv_nsec;
+  attr->blksize = 4096;
+}
+
+int32_t FuseFs::AcquireBacking(Inode& inode, int fd) {
+  std::lock_guard lock(inode.mu);
+  if (inode.backing_refs > 0) {
+    ++inode.backing_refs;
+    return inode.backing_id;
+  }
+  auto id = channel_->OpenBacking(fd);
+  if (!id.ok()) {
+    SPDLOG_WARN("node {:#x}: no passthrough ({}); serving its I/O in the daemon", inode.nodeid,
+                id.status().ToString());
+    return -1;
+  }
+  inode.backing_id = *id;
+  inode.backing_refs = 1;
+  return inode.backing_id;
+}
+
+void FuseFs::ReleaseBacking(Inode& inode) {
+  std::lock_guard lock(inode.mu);
+  if (inode.backing_refs == 0) {
+    SPDLOG_ERROR("node {:#x}: backing released more often than acquired", inode.nodeid);
+    return;
+  }
+  if (--inode.backing_refs > 0) return;
+  Status st = channel_->CloseBacking(inode.backing_id);
+  if (!st.ok()) SPDLOG_WARN("node {:#x}: {}", inode.nodeid, st.ToString());
+  inode.backing_id = -1;
+}
+
+}  // namespace cellar::mount

@@ -1,0 +1,277 @@
+// FuseFs: the state every request handler works on (volumes, inodes, open handles,
+// negotiated options) and the Request/Reply shapes the handlers see. One FuseFs per
+// mount; owned by FuseServer, shared by the serving threads.
+//
+// Lock order: FuseFs::volumes_mu_ -> InodeTable shard -> Inode::mu -> OpenDir::mu.
+// Handlers never hold a lock while the session writes their reply.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "common/unique_fd.h"
+#include "mount/fuse_channel.h"
+#include "mount/fuse_kernel.h"
+#include "mount/inode_table.h"
+
+namespace cellar::mount {
+
+struct FsOptions {
+  bool passthrough = false;     // negotiated: regular files open in passthrough
+  double entry_timeout = 1.0;   // seconds the kernel may cache a name
+  double attr_timeout = 1.0;    // seconds the kernel may cache attributes
+  size_t max_inode_fds = 8192;  // O_PATH fds held by the inode table (the rest by handle)
+};
+
+// One FUSE file handle (OPEN/CREATE .. RELEASE).
+struct OpenFile {
+  std::shared_ptr<Inode> inode;
+  UniqueFd fd;               // the arena file, opened with the request's access mode
+  bool writer = false;
+  bool passthrough = false;  // holds one reference on inode->backing_id
+};
+
+// One directory handle (OPENDIR .. RELEASEDIR).
+struct OpenDir {
+  std::shared_ptr<Inode> inode;  // null for the synthetic root
+  std::mutex mu;
+  UniqueFd fd;  // O_RDONLY|O_DIRECTORY, read with getdents64; guarded by mu
+};
+
+// Handles are table keys, never pointers handed to the kernel.
+template <typename T>
+class HandleTable {
+ public:
+  uint64_t Add(std::shared_ptr<T> value) {
+    uint64_t fh = next_.fetch_add(1, std::memory_order_relaxed);
+    Shard& shard = shards_[fh % kShards];
+    std::lock_guard lock(shard.mu);
+    shard.map.emplace(fh, std::move(value));
+    return fh;
+  }
+  std::shared_ptr<T> Get(uint64_t fh) const {
+    Shard& shard = shards_[fh % kShards];
+    std::lock_guard lock(shard.mu);
+    auto it = shard.map.find(fh);
+    return it == shard.map.end() ? nullptr : it->second;
+  }
+  std::shared_ptr<T> Take(uint64_t fh) {
+    Shard& shard = shards_[fh % kShards];
+    std::lock_guard lock(shard.mu);
+    auto it = shard.map.find(fh);
+    if (it == shard.map.end()) return nullptr;
+    auto value = std::move(it->second);
+    shard.map.erase(it);
+    return value;
+  }
+
+ private:
+  static constexpr size_t kShards = 16;
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<uint64_t, std::shared_ptr<T>> map;  // guarded by mu
+  };
+  std::atomic<uint64_t> next_{1};
+  mutable std::array<Shard, kShards> shards_;
+};
+
+// A request as read from the device.
+struct Request {
+  const fuse_in_header* in;
+  const char* arg;  // the opcode's argument(s), arg_size bytes
+  size_t arg_size;
+  const char* ext = nullptr;  // request extensions (fuse_ext_header...), ext_size bytes
+  size_t ext_size = 0;
+
+  // The supplementary groups the kernel sent with a create-type request (at most a
+  // few; see kernel::kCreateSuppGroup). Empty when none.
+  std::vector<uint32_t> SuppGroups() const;
+
+  template <typename T>
+  const T* Arg() const {
+    return arg_size >= sizeof(T) ? reinterpret_cast<const T*>(arg) : nullptr;
+  }
+  // The NUL-terminated string that starts `offset` bytes into arg, or nullptr.
+  const char* String(size_t offset) const {
+    if (offset >= arg_size || std::memchr(arg + offset, 0, arg_size - offset) == nullptr) {
+      return nullptr;
+    }
+    return arg + offset;
+  }
+};
+
+// What a handler answers: a small fixed part (copied) and optionally bulk data that
+// lives in the serving thread's buffer (READ, READDIR, READLINK, xattrs).
+class Reply {
+ public:
+  Reply(char* buffer, size_t capacity) : buffer_(buffer), capacity_(capacity) {}
+
+  template <typename T>
+  void Set(const T& value) {
+    static_assert(sizeof(T) <= kSmall);
+    std::memcpy(small_, &value, sizeof(T));
+    small_size_ = sizeof(T);
+  }
+  void SetTwo(const void* a, size_t a_size, const void* b, size_t b_size) {
+    std::memcpy(small_, a, a_size);
+    std::memcpy(small_ + a_size, b, b_size);
+    small_size_ = a_size + b_size;
+  }
+  char* buffer() { return buffer_; }
+  size_t capacity() const { return capacity_; }
+  void SetData(size_t size) { data_size_ = size; }
+
+  int Iov(iovec* iov) const {
+    iov[0] = {const_cast<char*>(small_), small_size_};
+    iov[1] = {buffer_, data_size_};
+    return 2;
+  }
+
+ private:
+  static constexpr size_t kSmall = 256;
+  char small_[kSmall];
+  size_t small_size_ = 0;
+  char* buffer_;
+  size_t capacity_;
+  size_t data_size_ = 0;
+};
+
+// Returned by handlers of requests the kernel expects no answer to (FORGET).
+inline constexpr int kNoReply = -1;
+
+struct VolumeUsage {
+  uint64_t open_files = 0;
+  uint64_t open_writers = 0;
+};
+
+class FuseFs {
+ public:
+  FuseFs(const FuseChannel* channel, FsOptions options)
+      : channel_(channel), options_(options), inodes_(options.max_inode_fds) {}
+
+  const FsOptions& options() const { return options_; }
+  const FuseChannel& channel() const { return *channel_; }
+  InodeTable& inodes() { return inodes_; }
+  HandleTable<OpenFile>& files() { return files_; }
+  HandleTable<OpenDir>& dirs() { return dirs_; }
+
+  // Volumes (the root directory's entries).
+  Status AttachVolume(const std::string& id, uint32_t slot, const std::filesystem::path& arena);
+  // Forgets the name and asks the kernel to drop its dentry; inodes and open files of
+  // the volume keep working until released.
+  Status DetachVolume(const std::string& id);
+  Result<VolumeUsage> Usage(const std::string& id) const;
+  std::shared_ptr<Volume> FindVolume(const std::string& id) const;
+  std::vector<std::string> VolumeNames() const;
+
+  // The inode for a request's node id; nullptr means ESTALE.
+  std::shared_ptr<Inode> Node(uint64_t nodeid) const { return inodes_.Get(nodeid); }
+
+  // Looks `name` up under `parent` (or a volume under the root when parent is null) and
+  // fills `out`, counting one kernel lookup. Returns 0 or an errno.
+  int LookupChild(const Inode* parent, const char* name, fuse_entry_out* out);
+
+  void FillAttr(uint64_t nodeid, const struct stat& st, fuse_attr* attr) const;
+  void FillRootAttr(fuse_attr* attr) const;
+  void SetAttrTimeout(uint64_t* sec, uint32_t* nsec) const { Split(options_.attr_timeout, sec, nsec); }
+  void SetEntryTimeout(uint64_t* sec, uint32_t* nsec) const {
+    Split(options_.entry_timeout, sec, nsec);
+  }
+
+  // Passthrough backing of an inode, reference-counted across its opens. Returns the
+  // backing id, or -1 if the kernel refused (the open then falls back to daemon I/O).
+  int32_t AcquireBacking(Inode& inode, int fd);
+  void ReleaseBacking(Inode& inode);
+
+ private:
+  static void Split(double t, uint64_t* sec, uint32_t* nsec) {
+    *sec = static_cast<uint64_t>(t);
+    *nsec = static_cast<uint32_t>((t - static_cast<double>(*sec)) * 1e9);
+  }
+
+  const FuseChannel* channel_;
+  const FsOptions options_;
+  const struct timespec started_ = Now();
+  InodeTable inodes_;
+  HandleTable<OpenFile> files_;
+  HandleTable<OpenDir> dirs_;
+
+  mutable std::shared_mutex volumes_mu_;
+  std::map<std::string, std::shared_ptr<Volume>> volumes_;  // guarded by volumes_mu_
+
+  static struct timespec Now() {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts;
+  }
+};
+
+// Request handlers, by area. Each returns 0 (reply with what it set), an errno, or
+// kNoReply. ops_entries.cc:
+int DoLookup(FuseFs& fs, const Request& req, Reply& reply);
+int DoForget(FuseFs& fs, const Request& req, Reply& reply);
+int DoBatchForget(FuseFs& fs, const Request& req, Reply& reply);
+int DoMknod(FuseFs& fs, const Request& req, Reply& reply);
+int DoMkdir(FuseFs& fs, const Request& req, Reply& reply);
+int DoSymlink(FuseFs& fs, const Request& req, Reply& reply);
+int DoLink(FuseFs& fs, const Request& req, Reply& reply);
+int DoUnlink(FuseFs& fs, const Request& req, Reply& reply);
+int DoRmdir(FuseFs& fs, const Request& req, Reply& reply);
+int DoRename(FuseFs& fs, const Request& req, Reply& reply);
+int DoRename2(FuseFs& fs, const Request& req, Reply& reply);
+int DoReadlink(FuseFs& fs, const Request& req, Reply& reply);
+// ops_dirs.cc:
+int DoOpendir(FuseFs& fs, const Request& req, Reply& reply);
+int DoReaddir(FuseFs& fs, const Request& req, Reply& reply);
+int DoReaddirplus(FuseFs& fs, const Request& req, Reply& reply);
+int DoReleasedir(FuseFs& fs, const Request& req, Reply& reply);
+int DoFsyncdir(FuseFs& fs, const Request& req, Reply& reply);
+// ops_files.cc:
+int DoCreate(FuseFs& fs, const Request& req, Reply& reply);
+int DoOpen(FuseFs& fs, const Request& req, Reply& reply);
+int DoRead(FuseFs& fs, const Request& req, Reply& reply);
+int DoWrite(FuseFs& fs, const Request& req, Reply& reply);
+int DoFsync(FuseFs& fs, const Request& req, Reply& reply);
+int DoRelease(FuseFs& fs, const Request& req, Reply& reply);
+int DoFallocate(FuseFs& fs, const Request& req, Reply& reply);
+int DoLseek(FuseFs& fs, const Request& req, Reply& reply);
+// ops_attrs.cc:
+int DoGetattr(FuseFs& fs, const Request& req, Reply& reply);
+int DoSetattr(FuseFs& fs, const Request& req, Reply& reply);
+int DoStatfs(FuseFs& fs, const Request& req, Reply& reply);
+int DoSetxattr(FuseFs& fs, const Request& req, Reply& reply);
+int DoGetxattr(FuseFs& fs, const Request& req, Reply& reply);
+int DoListxattr(FuseFs& fs, const Request& req, Reply& reply);
+int DoRemovexattr(FuseFs& fs, const Request& req, Reply& reply);
+
+// Runs a block with the requester's fsuid/fsgid, so that new inodes get its ownership
+// and the kernel applies setgid-directory rules exactly as on a local filesystem.
+// Per thread: Linux credentials are per task, and setfsuid(2) is not broadcast.
+class ScopedFsCreds {
+ public:
+  ScopedFsCreds(uint32_t uid, uint32_t gid, const std::vector<uint32_t>& groups = {});
+  ~ScopedFsCreds();
+  ScopedFsCreds(const ScopedFsCreds&) = delete;
+  ScopedFsCreds& operator=(const ScopedFsCreds&) = delete;
+};
+
+// Clears S_ISUID, and S_ISGID on a group-executable file, of the file at `path` (the
+// kernel asks for it with HANDLE_KILLPRIV_V2 when an unprivileged caller modifies it).
+// Returns 0 or an errno.
+int KillSuidGid(const std::string& path);
+
+// "/proc/self/fd/N": how an O_PATH inode fd is reopened or passed to path-only calls.
+std::string ProcFdPath(int fd);
+
+}  // namespace cellar::mount

@@ -1,0 +1,261 @@
+#include "mount/fuse_session.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/epoll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <array>
+
+#include "common/logging.h"
+
+namespace cellar::mount {
+namespace {
+
+constexpr size_t kInBufferSize = kMaxWrite + 64 * 1024;  // a full WRITE plus headers
+constexpr size_t kOutBufferSize = kMaxWrite + 4096;
+
+using Handler = int (*)(FuseFs&, const Request&, Reply&);
+
+constexpr std::array<Handler, 64> MakeHandlers() {
+  std::array<Handler, 64> h{};
+  h[FUSE_LOOKUP] = DoLookup;
+  h[FUSE_FORGET] = DoForget;
+  h[FUSE_GETATTR] = DoGetattr;
+  h[FUSE_SETATTR] = DoSetattr;
+  h[FUSE_READLINK] = DoReadlink;
+  h[FUSE_SYMLINK] = DoSymlink;
+  h[FUSE_MKNOD] = DoMknod;
+  h[FUSE_MKDIR] = DoMkdir;
+  h[FUSE_UNLINK] = DoUnlink;
+  h[FUSE_RMDIR] = DoRmdir;
+  h[FUSE_RENAME] = DoRename;
+  h[FUSE_LINK] = DoLink;
+  h[FUSE_OPEN] = DoOpen;
+  h[FUSE_READ] = DoRead;
+  h[FUSE_WRITE] = DoWrite;
+  h[FUSE_STATFS] = DoStatfs;
+  h[FUSE_RELEASE] = DoRelease;
+  h[FUSE_FSYNC] = DoFsync;
+  h[FUSE_SETXATTR] = DoSetxattr;
+  h[FUSE_GETXATTR] = DoGetxattr;
+  h[FUSE_LISTXATTR] = DoListxattr;
+  h[FUSE_REMOVEXATTR] = DoRemovexattr;
+  h[FUSE_OPENDIR] = DoOpendir;
+  h[FUSE_READDIR] = DoReaddir;
+  h[FUSE_RELEASEDIR] = DoReleasedir;
+  h[FUSE_FSYNCDIR] = DoFsyncdir;
+  h[FUSE_CREATE] = DoCreate;
+  h[FUSE_BATCH_FORGET] = DoBatchForget;
+  h[FUSE_FALLOCATE] = DoFallocate;
+  h[FUSE_READDIRPLUS] = DoReaddirplus;
+  h[FUSE_RENAME2] = DoRename2;
+  h[FUSE_LSEEK] = DoLseek;
+  // ACCESS: default_permissions makes the kernel check; ENOSYS stops it asking.
+  // FLUSH: bytes are in the arena as soon as written; ENOSYS spares every close(2) a
+  // round trip (the kernel stops sending it).
+  // Locks stay local to the kernel (no FUSE_POSIX_LOCKS / FUSE_FLOCK_LOCKS).
+  return h;
+}
+constexpr std::array<Handler, 64> kHandlers = MakeHandlers();
+
+// Per-thread task state: our own umask (0: the kernel already applied the caller's) and
+// no supplementary groups, so setfsuid/setfsgid fully describe the requester.
+void PrepareServingThread() {
+  if (::unshare(CLONE_FS) != 0) SPDLOG_WARN("unshare(CLONE_FS): {}", strerror(errno));
+  ::umask(0);
+  if (::syscall(SYS_setgroups, 0, nullptr) != 0) SPDLOG_WARN("setgroups: {}", strerror(errno));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FuseSession>> FuseSession::Init(FuseChannel channel,
+                                                       SessionOptions options) {
+  std::unique_ptr<FuseSession> session(new FuseSession(std::move(channel), options));
+  RETURN_IF_ERROR(session->Negotiate());
+  return session;
+}
+
+Status FuseSession::Negotiate() {
+  std::vector<char> buf(kInBufferSize);
+  ssize_t n;
+  do {
+    n = channel_.Read(buf.data(), buf.size());
+  } while (n == -EINTR || n == -ENOENT);
+  if (n < 0) return Status::FromErrno(static_cast<int>(-n), "reading FUSE_INIT");
+  auto* in = reinterpret_cast<const fuse_in_header*>(buf.data());
+  auto* init = reinterpret_cast<const fuse_init_in*>(buf.data() + sizeof(fuse_in_header));
+  if (in->opcode != FUSE_INIT || static_cast<size_t>(n) < sizeof(*in) + 16) {
+    return Status(Code::kUnavailable, fmt::format("expected FUSE_INIT, got opcode {}", in->opcode));
+  }
+  if (init->major != FUSE_KERNEL_VERSION) {
+    channel_.Reply(in->unique, EPROTO, nullptr, 0);
+    return Status(Code::kUnavailable,
+                  fmt::format("kernel speaks FUSE {}.{}, we speak 7", init->major, init->minor));
+  }
+  kernel_minor_ = init->minor;
+  uint64_t offered = init->flags;
+  if ((offered & kernel::kInitExt) && static_cast<size_t>(n) >= sizeof(*in) + sizeof(*init)) {
+    offered |= static_cast<uint64_t>(init->flags2) << 32;
+  }
+  uint64_t wanted = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
+                    FUSE_AUTO_INVAL_DATA | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
+                    FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
+                    FUSE_CACHE_SYMLINKS | FUSE_ABORT_ERROR | kernel::kInitExt |
+                    kernel::kDirectIoAllowMmap | FUSE_HANDLE_KILLPRIV_V2 |
+                    kernel::kCreateSuppGroup;
+  // CREATE_SUPP_GROUP: the kernel checked the caller's permission on the parent with
+  // all its groups; creating with only its fsuid/fsgid would make tmpfs check again
+  // without them (a pod whose fsGroup owns the volume is such a caller).
+  // HANDLE_KILLPRIV_V2: we clear suid/sgid where the kernel flags a write, truncate or
+  // O_TRUNC open. It is also what lets the kernel mark inodes S_NOSEC; without it every
+  // write(2) - passthrough ones too - first asks us for security.capability.
+  // Never FUSE_WRITEBACK_CACHE: the kernel refuses it together with passthrough, and
+  // writes must reach the arena at once for the capacity check and for other readers.
+  if (options_.passthrough) wanted |= kernel::kPassthrough;
+  uint64_t flags = wanted & offered;
+  const bool passthrough = (flags & kernel::kPassthrough) != 0;
+
+  kernel::InitOut out{};
+  out.major = FUSE_KERNEL_VERSION;
+  out.minor = kernel::kMinorVersion;
+  out.max_readahead = std::min<uint32_t>(init->max_readahead, kMaxWrite);
+  out.flags = static_cast<uint32_t>(flags);
+  out.flags2 = static_cast<uint32_t>(flags >> 32);
+  out.max_background = 64;
+  out.congestion_threshold = 48;
+  out.max_write = kMaxWrite;
+  out.time_gran = 1;
+  out.max_pages = kMaxPages;
+  // The backing files live on tmpfs, which is not stacked: depth 1 is enough, and keeps
+  // the FUSE mount itself usable under one more stacking layer (overlayfs).
+  out.max_stack_depth = passthrough ? 1 : 0;
+  iovec iov = {&out, sizeof(out)};
+  int err = channel_.Reply(in->unique, 0, &iov, 1);
+  if (err != 0) return Status::FromErrno(-err, "replying to FUSE_INIT");
+  SPDLOG_INFO("FUSE 7.{} negotiated (kernel 7.{}), passthrough {}", 
+              std::min(kernel_minor_, kernel::kMinorVersion), kernel_minor_,
+              passthrough ? "on" : (options_.passthrough ? "not offered" : "off"));
+
+  FsOptions fs_options;
+  fs_options.passthrough = passthrough;
+  fs_options.entry_timeout = options_.entry_timeout;
+  fs_options.attr_timeout = options_.attr_timeout;
+  fs_options.max_inode_fds = options_.max_inode_fds;
+  fs_ = std::make_unique<FuseFs>(&channel_, fs_options);
+  return Status::Ok();
+}
+
+Status FuseSession::Start() {
+  stop_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_) return ErrnoError("eventfd");
+  int count = std::max(1, options_.threads);
+  for (int i = 0; i < count; ++i) {
+    ASSIGN_OR_RETURN(FuseChannel clone, channel_.Clone());
+    int fl = ::fcntl(clone.fd(), F_GETFL);
+    if (fl < 0 || ::fcntl(clone.fd(), F_SETFL, fl | O_NONBLOCK) != 0) {
+      return ErrnoError("fcntl O_NONBLOCK on /dev/fuse clone");
+    }
+    threads_.emplace_back([this, ch = std::move(clone)]() mutable { Serve(std::move(ch)); });
+  }
+  return Status::Ok();
+}
+
+void FuseSession::Stop() {
+  if (stop_fd_) {
+    uint64_t one = 1;
+    if (::write(stop_fd_.get(), &one, sizeof(one)) != sizeof(one)) {
+      SPDLOG_ERROR("waking FUSE threads: {}", strerror(errno));
+    }
+  }
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+FuseSession::~FuseSession() { Stop(); }
+
+void FuseSession::Serve(FuseChannel channel) {
+  PrepareServingThread();
+  // Uninitialised: a page costs RSS only once a request that large has used it.
+  std::unique_ptr<char[]> in_buf(new char[kInBufferSize]);
+  std::unique_ptr<char[]> out_buf(new char[kOutBufferSize]);
+  // One epoll set per thread, the device registered EPOLLEXCLUSIVE: a new request wakes
+  // one idle thread, not all of them (plain poll(2) woke every thread per request).
+  UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  epoll_event device{};
+  device.events = EPOLLIN | EPOLLEXCLUSIVE;
+  device.data.u32 = 0;
+  epoll_event stop{};
+  stop.events = EPOLLIN;
+  stop.data.u32 = 1;
+  if (!epoll || ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, channel.fd(), &device) != 0 ||
+      ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, stop_fd_.get(), &stop) != 0) {
+    SPDLOG_ERROR("epoll for /dev/fuse: {}", strerror(errno));
+    return;
+  }
+  for (;;) {
+    ssize_t n = channel.Read(in_buf.get(), kInBufferSize);
+    if (n == -EAGAIN) {
+      epoll_event events[2];
+      int ready = ::epoll_wait(epoll.get(), events, 2, -1);
+      if (ready < 0 && errno != EINTR) {
+        SPDLOG_ERROR("epoll_wait /dev/fuse: {}", strerror(errno));
+        return;
+      }
+      for (int i = 0; i < ready; ++i) {
+        if (events[i].data.u32 == 1) return;  // Stop()
+      }
+      continue;
+    }
+    if (n == -EINTR || n == -ENOENT) continue;
+    if (n == -ENODEV) return;  // unmounted: the connection is gone
+    if (n < 0) {
+      SPDLOG_ERROR("read /dev/fuse: {}", strerror(static_cast<int>(-n)));
+      return;
+    }
+    auto* hdr = reinterpret_cast<const fuse_in_header*>(in_buf.get());
+    size_t len = std::min<size_t>(hdr->len, static_cast<size_t>(n));
+    Request req{hdr, in_buf.get() + sizeof(fuse_in_header), len - sizeof(fuse_in_header)};
+    // Extensions trail the arguments; keep them out of arg_size.
+    size_t ext_size = static_cast<size_t>(hdr->total_extlen) * 8;
+    if (ext_size > 0 && ext_size <= req.arg_size) {
+      req.arg_size -= ext_size;
+      req.ext = req.arg + req.arg_size;
+      req.ext_size = ext_size;
+    }
+    Reply reply(out_buf.get(), kOutBufferSize);
+    Dispatch(channel, req, reply);
+  }
+}
+
+void FuseSession::Dispatch(const FuseChannel& channel, const Request& req, Reply& reply) {
+  const uint32_t opcode = req.in->opcode;
+  int err;
+  if (opcode == FUSE_INTERRUPT) {
+    return;  // every handler is short and uninterruptible: let it finish and reply
+  } else if (opcode == FUSE_DESTROY) {
+    err = 0;
+  } else if (opcode < kHandlers.size() && kHandlers[opcode] != nullptr) {
+    err = kHandlers[opcode](*fs_, req, reply);
+  } else {
+    err = ENOSYS;
+  }
+  if (err == kNoReply) return;
+  if (err == ESTALE || err == EIO) {
+    SPDLOG_DEBUG("opcode {} node {:#x}: {}", opcode, req.in->nodeid, strerror(err));
+  }
+  iovec iov[2];
+  int count = reply.Iov(iov);
+  int rc = channel.Reply(req.in->unique, err, iov, count);
+  if (rc != 0 && rc != -ENOENT) {
+    SPDLOG_WARN("reply to opcode {} failed: {}", opcode, strerror(-rc));
+  }
+}
+
+}  // namespace cellar::mount

@@ -1,0 +1,135 @@
+#include "mount/inode_table.h"
+
+#include <fcntl.h>
+
+#include <cstring>
+
+#include "common/logging.h"
+
+namespace cellar::mount {
+namespace {
+
+// The arena inode's file handle. tmpfs puts i_generation first in it.
+FileHandle HandleOf(int fd) {
+  struct {
+    file_handle handle;
+    unsigned char bytes[MAX_HANDLE_SZ];
+  } buf{};
+  buf.handle.handle_bytes = MAX_HANDLE_SZ;
+  int mount_id = 0;
+  FileHandle out;
+  if (::name_to_handle_at(fd, "", &buf.handle, &mount_id, AT_EMPTY_PATH) != 0) return out;
+  if (buf.handle.handle_bytes > sizeof(out.bytes)) return out;
+  out.type = buf.handle.handle_type;
+  out.size = buf.handle.handle_bytes;
+  std::memcpy(out.bytes, buf.handle.f_handle, out.size);
+  return out;
+}
+
+uint64_t GenerationOf(const FileHandle& handle) {
+  uint32_t generation = 0;
+  if (handle.size >= sizeof(generation)) std::memcpy(&generation, handle.bytes, sizeof(generation));
+  return generation;
+}
+
+}  // namespace
+
+Result<uint64_t> MakeNodeId(uint32_t slot, ino_t ino) {
+  if (ino > 0xffffffffULL) {
+    return Status(Code::kOutOfRange,
+                  fmt::format("arena inode {} needs > 32 bits (mount arenas with inode32)", ino),
+                  EOVERFLOW);
+  }
+  return (static_cast<uint64_t>(slot) << 32) | static_cast<uint64_t>(ino);
+}
+
+std::shared_ptr<Inode> InodeTable::Get(uint64_t nodeid) const {
+  Shard& shard = ShardOf(nodeid);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.inodes.find(nodeid);
+  return it == shard.inodes.end() ? nullptr : it->second;
+}
+
+Result<std::shared_ptr<Inode>> InodeTable::Remember(const std::shared_ptr<Volume>& volume,
+                                                    UniqueFd fd, const struct stat& st) {
+  ASSIGN_OR_RETURN(uint64_t nodeid, MakeNodeId(volume->slot, st.st_ino));
+  Shard& shard = ShardOf(nodeid);
+  {
+    std::lock_guard lock(shard.mu);
+    auto it = shard.inodes.find(nodeid);
+    if (it != shard.inodes.end()) {
+      ++it->second->nlookup;
+      return it->second;
+    }
+  }
+  // Outside the lock: one syscall per new inode.
+  FileHandle handle = HandleOf(fd.get());
+  // Without a handle the fd is the only way back to the inode: keep it regardless.
+  if (handle.size > 0 && held_fds_.fetch_add(1) >= max_fds_) {
+    held_fds_.fetch_sub(1);
+    fd.Reset();
+  } else if (handle.size == 0) {
+    held_fds_.fetch_add(1);
+  }
+  auto inode = std::make_shared<Inode>(nodeid, GenerationOf(handle), st.st_mode & S_IFMT, volume,
+                                       std::move(fd), handle);
+  std::lock_guard lock(shard.mu);
+  auto [it, inserted] = shard.inodes.emplace(nodeid, inode);
+  ++it->second->nlookup;  // if another thread won the race, its entry stays
+  if (!inserted && inode->fd.valid()) held_fds_.fetch_sub(1);
+  return it->second;
+}
+
+void InodeTable::Forget(uint64_t nodeid, uint64_t count) {
+  Shard& shard = ShardOf(nodeid);
+  std::shared_ptr<Inode> doomed;  // closed outside the lock
+  std::lock_guard lock(shard.mu);
+  auto it = shard.inodes.find(nodeid);
+  if (it == shard.inodes.end()) {
+    SPDLOG_ERROR("FORGET of unknown node {:#x}", nodeid);
+    return;
+  }
+  Inode& inode = *it->second;
+  if (count > inode.nlookup) {
+    SPDLOG_ERROR("FORGET {} of node {:#x} with only {} lookups", count, nodeid, inode.nlookup);
+    count = inode.nlookup;
+  }
+  inode.nlookup -= count;
+  if (inode.nlookup == 0) {
+    if (inode.fd.valid()) held_fds_.fetch_sub(1);
+    doomed = std::move(it->second);
+    shard.inodes.erase(it);
+  }
+}
+
+InodeFd::InodeFd(const Inode& inode) {
+  if (inode.fd.valid()) {
+    fd_ = inode.fd.get();
+    return;
+  }
+  struct {
+    file_handle handle;
+    unsigned char bytes[sizeof(FileHandle::bytes)];
+  } buf{};
+  buf.handle.handle_bytes = inode.handle.size;
+  buf.handle.handle_type = inode.handle.type;
+  std::memcpy(buf.handle.f_handle, inode.handle.bytes, inode.handle.size);
+  owned_.Reset(::open_by_handle_at(inode.volume->mount_fd.get(), &buf.handle,
+                                   O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!owned_) {
+    err_ = errno == ENOENT ? ESTALE : errno;
+    return;
+  }
+  fd_ = owned_.get();
+}
+
+size_t InodeTable::size() const {
+  size_t n = 0;
+  for (auto& shard : shards_) {
+    std::lock_guard lock(shard.mu);
+    n += shard.inodes.size();
+  }
+  return n;
+}
+
+}  // namespace cellar::mount

@@ -1,0 +1,230 @@
+// Names: LOOKUP, FORGET, MKNOD, MKDIR, SYMLINK, LINK, UNLINK, RMDIR, RENAME(2), READLINK.
+//
+// The root directory (node 1) lists the attached volumes and is read-only: creating,
+// removing or renaming in it gives EPERM. Every name operation below the root is the
+// same *at() syscall on the arena, so the errno is exactly the one tmpfs gives.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/logging.h"
+#include "mount/fuse_fs.h"
+
+namespace cellar::mount {
+namespace {
+
+// Resolves the request's node id as a directory to create or remove names in.
+// Sets *err (EPERM for the root, ESTALE for an unknown id, ENOTDIR).
+std::shared_ptr<Inode> WritableDir(FuseFs& fs, uint64_t nodeid, int* err) {
+  if (nodeid == kRootNodeId) {
+    *err = EPERM;
+    return nullptr;
+  }
+  auto dir = fs.Node(nodeid);
+  if (!dir) {
+    *err = ESTALE;
+    return nullptr;
+  }
+  if (dir->type != S_IFDIR) {
+    *err = ENOTDIR;
+    return nullptr;
+  }
+  *err = 0;
+  return dir;
+}
+
+// After a successful create: the new entry, counted as one lookup.
+int ReplyEntry(FuseFs& fs, const Inode& parent, const char* name, Reply& reply) {
+  fuse_entry_out out;
+  int err = fs.LookupChild(&parent, name, &out);
+  if (err != 0) return err;
+  reply.Set(out);
+  return 0;
+}
+
+}  // namespace
+
+int DoLookup(FuseFs& fs, const Request& req, Reply& reply) {
+  const char* name = req.String(0);
+  if (name == nullptr) return EINVAL;
+  std::shared_ptr<Inode> parent;
+  if (req.in->nodeid != kRootNodeId) {
+    parent = fs.Node(req.in->nodeid);
+    if (!parent) return ESTALE;
+    if (parent->type != S_IFDIR) return ENOTDIR;
+  }
+  fuse_entry_out out;
+  int err = fs.LookupChild(parent.get(), name, &out);
+  if (err == ENOENT && parent) {
+    // A negative entry the kernel may cache: every change of an arena goes through this
+    // mount, so the kernel replaces it itself on create. Never in the root, where
+    // AttachVolume adds names behind the kernel's back.
+    std::memset(&out, 0, sizeof(out));
+    fs.SetEntryTimeout(&out.entry_valid, &out.entry_valid_nsec);
+    reply.Set(out);
+    return 0;
+  }
+  if (err != 0) return err;
+  reply.Set(out);
+  return 0;
+}
+
+int DoForget(FuseFs& fs, const Request& req, Reply&) {
+  auto* in = req.Arg<fuse_forget_in>();
+  if (in != nullptr && req.in->nodeid != kRootNodeId) fs.inodes().Forget(req.in->nodeid, in->nlookup);
+  return kNoReply;
+}
+
+int DoBatchForget(FuseFs& fs, const Request& req, Reply&) {
+  auto* in = req.Arg<fuse_batch_forget_in>();
+  if (in == nullptr) return kNoReply;
+  size_t max = (req.arg_size - sizeof(*in)) / sizeof(fuse_forget_one);
+  auto* one = reinterpret_cast<const fuse_forget_one*>(req.arg + sizeof(*in));
+  for (size_t i = 0; i < in->count && i < max; ++i) {
+    if (one[i].nodeid != kRootNodeId) fs.inodes().Forget(one[i].nodeid, one[i].nlookup);
+  }
+  return kNoReply;
+}
+
+int DoMknod(FuseFs& fs, const Request& req, Reply& reply) {
+  auto* in = req.Arg<fuse_mknod_in>();
+  const char* name = req.String(sizeof(fuse_mknod_in));
+  if (in == nullptr || name == nullptr) return EINVAL;
+  int err;
+  auto dir = WritableDir(fs, req.in->nodeid, &err);
+  if (!dir) return err;
+  {
+    ScopedFsCreds creds(req.in->uid, req.in->gid, req.SuppGroups());
+    InodeFd fd(*dir);
+    if (!fd.ok()) return fd.error();
+    if (::mknodat(fd.get(), name, in->mode, in->rdev) != 0) return errno;
+  }
+  return ReplyEntry(fs, *dir, name, reply);
+}
+
+int DoMkdir(FuseFs& fs, const Request& req, Reply& reply) {
+  auto* in = req.Arg<fuse_mkdir_in>();
+  const char* name = req.String(sizeof(fuse_mkdir_in));
+  if (in == nullptr || name == nullptr) return EINVAL;
+  int err;
+  auto dir = WritableDir(fs, req.in->nodeid, &err);
+  if (!dir) return err;
+  {
+    ScopedFsCreds creds(req.in->uid, req.in->gid, req.SuppGroups());
+    InodeFd fd(*dir);
+    if (!fd.ok()) return fd.error();
+    if (::mkdirat(fd.get(), name, in->mode) != 0) return errno;
+  }
+  return ReplyEntry(fs, *dir, name, reply);
+}
+
+int DoSymlink(FuseFs& fs, const Request& req, Reply& reply) {
+  const char* name = req.String(0);
+  const char* target = name ? req.String(std::strlen(name) + 1) : nullptr;
+  if (target == nullptr) return EINVAL;
+  int err;
+  auto dir = WritableDir(fs, req.in->nodeid, &err);
+  if (!dir) return err;
+  {
+    ScopedFsCreds creds(req.in->uid, req.in->gid, req.SuppGroups());
+    InodeFd fd(*dir);
+    if (!fd.ok()) return fd.error();
+    if (::symlinkat(target, fd.get(), name) != 0) return errno;
+  }
+  return ReplyEntry(fs, *dir, name, reply);
+}
+
+int DoLink(FuseFs& fs, const Request& req, Reply& reply) {
+  auto* in = req.Arg<fuse_link_in>();
+  const char* name = req.String(sizeof(fuse_link_in));
+  if (in == nullptr || name == nullptr) return EINVAL;
+  int err;
+  auto dir = WritableDir(fs, req.in->nodeid, &err);
+  if (!dir) return err;
+  if (in->oldnodeid == kRootNodeId) return EPERM;
+  auto old = fs.Node(in->oldnodeid);
+  if (!old) return ESTALE;
+  if (old->volume != dir->volume) return EXDEV;  // volumes are separate filesystems
+  // AT_EMPTY_PATH links the inode itself, whatever name it has now (needs
+  // CAP_DAC_READ_SEARCH, which the daemon has).
+  InodeFd old_fd(*old);
+  if (!old_fd.ok()) return old_fd.error();
+  InodeFd dir_fd(*dir);
+  if (!dir_fd.ok()) return dir_fd.error();
+  if (::linkat(old_fd.get(), "", dir_fd.get(), name, AT_EMPTY_PATH) != 0) return errno;
+  return ReplyEntry(fs, *dir, name, reply);
+}
+
+int DoUnlink(FuseFs& fs, const Request& req, Reply&) {
+  const char* name = req.String(0);
+  if (name == nullptr) return EINVAL;
+  int err;
+  auto dir = WritableDir(fs, req.in->nodeid, &err);
+  if (!dir) return err;
+  InodeFd fd(*dir);
+  if (!fd.ok()) return fd.error();
+  return ::unlinkat(fd.get(), name, 0) == 0 ? 0 : errno;
+}
+
+int DoRmdir(FuseFs& fs, const Request& req, Reply&) {
+  const char* name = req.String(0);
+  if (name == nullptr) return EINVAL;
+  int err;
+  auto dir = WritableDir(fs, req.in->nodeid, &err);
+  if (!dir) return err;
+  InodeFd fd(*dir);
+  if (!fd.ok()) return fd.error();
+  return ::unlinkat(fd.get(), name, AT_REMOVEDIR) == 0 ? 0 : errno;
+}
+
+namespace {
+
+int RenameCommon(FuseFs& fs, const Request& req, uint64_t newdir_id, uint32_t flags,
+                 size_t names_at) {
+  const char* old_name = req.String(names_at);
+  const char* new_name = old_name ? req.String(names_at + std::strlen(old_name) + 1) : nullptr;
+  if (new_name == nullptr) return EINVAL;
+  int err;
+  auto old_dir = WritableDir(fs, req.in->nodeid, &err);
+  if (!old_dir) return err;
+  auto new_dir = WritableDir(fs, newdir_id, &err);
+  if (!new_dir) return err;
+  if (old_dir->volume != new_dir->volume) return EXDEV;
+  InodeFd old_fd(*old_dir);
+  if (!old_fd.ok()) return old_fd.error();
+  InodeFd new_fd(*new_dir);
+  if (!new_fd.ok()) return new_fd.error();
+  if (::renameat2(old_fd.get(), old_name, new_fd.get(), new_name, flags) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int DoRename(FuseFs& fs, const Request& req, Reply&) {
+  auto* in = req.Arg<fuse_rename_in>();
+  if (in == nullptr) return EINVAL;
+  return RenameCommon(fs, req, in->newdir, 0, sizeof(fuse_rename_in));
+}
+
+int DoRename2(FuseFs& fs, const Request& req, Reply&) {
+  auto* in = req.Arg<fuse_rename2_in>();
+  if (in == nullptr) return EINVAL;
+  return RenameCommon(fs, req, in->newdir, in->flags, sizeof(fuse_rename2_in));
+}
+
+int DoReadlink(FuseFs& fs, const Request& req, Reply& reply) {
+  auto inode = fs.Node(req.in->nodeid);
+  if (!inode) return ESTALE;
+  if (inode->type != S_IFLNK) return EINVAL;
+  InodeFd fd(*inode);
+  if (!fd.ok()) return fd.error();
+  ssize_t n = ::readlinkat(fd.get(), "", reply.buffer(), reply.capacity());
+  if (n < 0) return errno;
+  reply.SetData(static_cast<size_t>(n));
+  return 0;
+}
+
+}  // namespace cellar::mount
