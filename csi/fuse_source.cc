@@ -31,6 +31,10 @@ class FuseSource final : public VolumeSource {
     }
     return Status::Ok();
   }
+  void AttachedAll() override { server_->FinishRecovery(); }
+  void Pause() override { server_->Pause(); }
+  std::vector<int> HandoverFds() const override { return server_->ExportFds(); }
+  Status Shutdown(bool keep_connection) override { return server_->Stop(keep_connection); }
 
  private:
   const store::Store& store_;
@@ -40,12 +44,12 @@ class FuseSource final : public VolumeSource {
 }  // namespace
 
 Result<std::unique_ptr<VolumeSource>> MakeFuseSource(const store::Store& store,
-                                                     const std::filesystem::path& mountpoint,
-                                                     bool passthrough) {
+                                                     FuseSourceOptions options) {
   mount::FuseConfig config;
-  config.mountpoint = mountpoint;
-  config.passthrough = passthrough;
-  ASSIGN_OR_RETURN(auto server, mount::FuseServer::Start(config));
+  config.mountpoint = options.mountpoint;
+  config.passthrough = options.passthrough;
+  config.fd_holder = options.fd_holder;
+  ASSIGN_OR_RETURN(auto server, mount::FuseServer::Start(config, std::move(options.inherited)));
   return std::unique_ptr<VolumeSource>(new FuseSource(store, std::move(server)));
 }
 

@@ -4,14 +4,23 @@
 
 #include <filesystem>
 #include <memory>
+#include <vector>
+
+#include "common/unique_fd.h"
 
 #include "common/status.h"
 #include "csi/volume_source.h"
 
 namespace cellar::csi {
 
+struct FuseSourceOptions {
+  std::filesystem::path mountpoint;
+  bool passthrough = true;
+  std::filesystem::path fd_holder;    // empty: no holder
+  std::vector<UniqueFd> inherited;    // a predecessor's connection, from a hand-over
+};
+
 Result<std::unique_ptr<VolumeSource>> MakeFuseSource(const store::Store& store,
-                                                     const std::filesystem::path& mountpoint,
-                                                     bool passthrough);
+                                                     FuseSourceOptions options);
 
 }  // namespace cellar::csi

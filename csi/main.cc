@@ -11,6 +11,7 @@
 #include "common/size.h"
 #include "csi/driver.h"
 #include "csi/server.h"
+#include "mount/fd_holder.h"
 
 #ifndef CELLAR_VERSION
 #define CELLAR_VERSION "dev"
@@ -59,8 +60,43 @@ int main(int argc, char** argv) {
                  "Serve reads and writes in the daemon instead of FUSE passthrough");
   node->add_flag("--no-fuse", no_fuse,
                  "Publish the arenas directly, without the FUSE layer (control-path tests)");
+  std::string fd_holder;
+  node->add_option("--fd-holder", fd_holder,
+                   "Socket of a `cellar fd-holder` that keeps the FUSE connection alive across a "
+                   "crash of this process (default: $CELLAR_FD_HOLDER; none if unset)");
+  std::string handover_socket;
+  node->add_option("--handover-socket", handover_socket,
+                   "Where a newer cellar node asks this one to hand over (default: "
+                   "<state-dir>/handover.sock)");
+  std::string after_handover = "exit";
+  node->add_option("--after-handover", after_handover,
+                   "After handing over to a newer process: exit, or wait for SIGTERM")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"exit", "wait"}));
+
+  std::string holder_socket;
+  std::string holder_log_level = "info";
+  CLI::App* holder = app.add_subcommand(
+      "fd-holder", "Hold the FUSE connection's files so that pods' mounts outlive a crash of "
+                   "`cellar node`");
+  holder->add_option("--socket", holder_socket, "The unix socket to serve")->required();
+  holder->add_option("--log-level", holder_log_level, "trace, debug, info, warn or error")
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
+
+  if (holder->parsed()) {
+    if (cellar::Status st = cellar::SetLogLevel(holder_log_level); !st.ok()) {
+      std::cerr << "cellar: " << st.message() << "\n";
+      return 2;
+    }
+    cellar::Status st = cellar::mount::RunFdHolder(std::filesystem::absolute(holder_socket));
+    if (!st.ok()) {
+      spdlog::error("cellar fd-holder: {}", st.message());
+      return 1;
+    }
+    return 0;
+  }
 
   if (cellar::Status st = cellar::SetLogLevel(log_level); !st.ok()) {
     std::cerr << "cellar: " << st.message() << "\n";
@@ -81,6 +117,10 @@ int main(int argc, char** argv) {
   options.state_dir = std::filesystem::absolute(state_dir);
   options.fuse = !no_fuse;
   options.passthrough = !no_passthrough;
+  if (fd_holder.empty()) fd_holder = EnvOr("CELLAR_FD_HOLDER", "");
+  if (!fd_holder.empty()) options.fd_holder = std::filesystem::absolute(fd_holder);
+  if (!handover_socket.empty()) options.handover_socket = std::filesystem::absolute(handover_socket);
+  options.exit_after_handover = after_handover == "exit";
 
   cellar::Status st = cellar::csi::RunNode(options);
   if (!st.ok()) {

@@ -175,6 +175,7 @@ Status NodeService::DoUnpublish(const NodeUnpublishVolumeRequest& req) {
   }
   RETURN_IF_ERROR(UnmountAndRemove(req.target_path()).WithContext(what));
   RETURN_IF_ERROR(ctx_.store.RemovePublication(v->id, req.target_path()).WithContext(what));
+  SetBroken(req.target_path(), "");
   if (v->ephemeral) {
     auto now = ctx_.store.Get(v->id);
     if (now.ok() && now->publications.empty()) {
@@ -220,6 +221,9 @@ grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*,
 
   store::VolumeHealth health = ctx_.store.Health(v->id);
   auto target = InspectTarget(req->volume_path(), ctx_.source.Dir(v->id));
+  if (auto broken = Broken(req->volume_path()); broken && !health.abnormal) {
+    health = {true, *broken};
+  }
   if (!health.abnormal && v->publications.count(req->volume_path())) {
     if (!target.ok()) {
       health = {true, target.status().message()};
@@ -302,6 +306,12 @@ void NodeService::RepairPublications() {
         spdlog::warn("volume {}: {} shows something else; left alone", v.id, path);
         continue;
       }
+      if (target->state == TargetState::kBroken) {
+        SetBroken(path, fmt::format(
+            "the FUSE connection behind {} was lost (daemon and fd holder both stopped); "
+            "containers started before see \"transport endpoint is not connected\" until the "
+            "pod is recreated", path));
+      }
       Status st = UnmountAndRemove(path);
       if (st.ok()) st = BindMount(source, path, pub.readonly, pub.mount_flags);
       if (st.ok()) {
@@ -311,6 +321,23 @@ void NodeService::RepairPublications() {
       }
     }
   }
+}
+
+void NodeService::SetBroken(const std::string& target, std::string message) {
+  std::lock_guard lock(broken_mu_);
+  if (message.empty()) {
+    broken_.erase(target);
+  } else {
+    spdlog::warn("{}", message);
+    broken_[target] = std::move(message);
+  }
+}
+
+std::optional<std::string> NodeService::Broken(const std::string& target) const {
+  std::lock_guard lock(broken_mu_);
+  auto it = broken_.find(target);
+  if (it == broken_.end()) return std::nullopt;
+  return it->second;
 }
 
 }  // namespace cellar::csi

@@ -2,6 +2,11 @@
 // inline ephemeral volumes (created at publish, freed at unpublish).
 #pragma once
 
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
 #include "csi.grpc.pb.h"
 #include "csi/driver.h"
 
@@ -26,8 +31,11 @@ class NodeService final : public ::csi::v1::Node::Service {
   grpc::Status NodeGetInfo(grpc::ServerContext*, const ::csi::v1::NodeGetInfoRequest*,
                            ::csi::v1::NodeGetInfoResponse*) override;
 
-  // At start: re-binds recorded publications whose mount is gone or broken (after a
-  // restart of the daemon), so the kubelet's targets show the volume again.
+  // At start: re-binds recorded publications whose mount is broken (the FUSE
+  // connection was lost: the daemon and the fd holder both died), so that containers
+  // started from now on see the volume. Containers already running keep their copy of
+  // the dead mount, so such a publication is reported abnormal by NodeGetVolumeStats
+  // until it is published again.
   void RepairPublications();
 
  private:
@@ -38,7 +46,13 @@ class NodeService final : public ::csi::v1::Node::Service {
   Result<store::Volume> CreateEphemeral(const ::csi::v1::NodePublishVolumeRequest& req);
   Status CheckPublishedAt(const store::Volume& v, const std::string& path) const;
 
+  // Reported abnormal, by target path, with the reason; see RepairPublications.
+  void SetBroken(const std::string& target, std::string message);
+  std::optional<std::string> Broken(const std::string& target) const;
+
   DriverContext& ctx_;
+  mutable std::mutex broken_mu_;
+  std::map<std::string, std::string> broken_;  // guarded by broken_mu_
 };
 
 }  // namespace cellar::csi

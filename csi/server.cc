@@ -1,6 +1,10 @@
 #include "csi/server.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -13,6 +17,7 @@
 
 #include "common/size.h"
 #include "common/unique_fd.h"
+#include "common/unix_socket.h"
 #include "csi/call_logger.h"
 #include "csi/controller_service.h"
 #include "csi/driver.h"
@@ -51,36 +56,6 @@ Result<fs::path> SocketPathOf(const std::string& endpoint) {
   return path;
 }
 
-Status PrepareSocketPath(const fs::path& path) {
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  if (ec) {
-    return Status::FromErrno(ec.value(),
-                             fmt::format("create socket directory {}", path.parent_path().string()));
-  }
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return Status::Ok();
-    return ErrnoError("stat socket {}", path.string());
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    return Error(Code::kInvalidArgument, "{} exists and is not a unix socket; refusing to replace it",
-                 path.string());
-  }
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return ErrnoError("socket");
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    return Error(Code::kFailedPrecondition,
-                 "another process is serving {}; stop it first", path.string());
-  }
-  spdlog::info("replacing stale socket {}", path.string());
-  if (::unlink(path.c_str()) != 0) return ErrnoError("remove stale socket {}", path.string());
-  return Status::Ok();
-}
-
 namespace {
 
 Status CheckCapacity(uint64_t capacity) {
@@ -96,26 +71,87 @@ Status CheckCapacity(uint64_t capacity) {
 
 }  // namespace
 
+namespace {
+
+// Asks a live predecessor serving `socket` to hand over. Returns its FUSE connection's
+// files (empty if it had none), or an empty vector when no predecessor is there.
+Result<std::vector<UniqueFd>> TakeOverFrom(const fs::path& socket) {
+  auto conn = ConnectSeqpacket(socket);
+  if (!conn.ok()) {
+    if (conn.status().code() == Code::kNotFound || conn.status().code() == Code::kUnavailable) {
+      return std::vector<UniqueFd>{};  // nobody serves: a fresh start or after a crash
+    }
+    return conn.status();
+  }
+  spdlog::info("a cellar node serves {}: asking it to hand over", socket.string());
+  RETURN_IF_ERROR(SendMessage(conn->get(), "HANDOVER"));
+  auto reply = ReceiveMessage(conn->get(), 60'000);
+  if (!reply.ok()) {
+    return Status(Code::kUnavailable, fmt::format("hand-over from the running cellar node failed: {}",
+                                                  reply.status().message()));
+  }
+  if (reply->text != "OK") {
+    return Status(Code::kUnavailable,
+                  fmt::format("the running cellar node refused to hand over: {}", reply->text));
+  }
+  spdlog::info("predecessor handed over ({} files of its FUSE connection)", reply->fds.size());
+  return std::move(reply->fds);
+}
+
+// One process per state dir: the store's journal has a single writer.
+Result<UniqueFd> LockStateDir(const fs::path& state_dir) {
+  std::error_code ec;
+  fs::create_directories(state_dir, ec);
+  if (ec) return Status::FromErrno(ec.value(), "create state dir " + state_dir.string());
+  fs::path path = state_dir / "lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return ErrnoError("open {}", path.string());
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Error(Code::kFailedPrecondition,
+                   "another cellar node holds {} and did not hand over; stop it first",
+                   state_dir.string());
+    }
+    return ErrnoError("flock {}", path.string());
+  }
+  return fd;
+}
+
+}  // namespace
+
 Status RunNode(const NodeOptions& options) {
   if (options.node_id.empty()) {
     return InvalidArgument("node id is empty: pass --node-id or set NODE_NAME");
   }
   ASSIGN_OR_RETURN(fs::path socket_path, SocketPathOf(options.endpoint));
   RETURN_IF_ERROR(CheckCapacity(options.capacity_bytes));
+  const fs::path handover_path = options.handover_socket.empty()
+                                     ? options.state_dir / "handover.sock"
+                                     : options.handover_socket;
 
-  // Termination signals are taken synchronously by this thread (sigwait below); block
-  // them before any other thread exists so none of gRPC's threads receives them.
+  // Termination signals are read from a signalfd by this thread; block them before any
+  // other thread exists so none of gRPC's threads receives them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  if (!signal_fd) return ErrnoError("signalfd");
+
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> inherited, TakeOverFrom(handover_path));
+  ASSIGN_OR_RETURN(UniqueFd state_lock, LockStateDir(options.state_dir));
 
   ASSIGN_OR_RETURN(auto store, store::Store::Open({options.state_dir, options.capacity_bytes,
                                                    options.max_volumes, nullptr}));
   std::unique_ptr<VolumeSource> source;
   if (options.fuse) {
-    ASSIGN_OR_RETURN(source, MakeFuseSource(*store, options.state_dir / "fuse", options.passthrough));
+    FuseSourceOptions fuse;
+    fuse.mountpoint = options.state_dir / "fuse";
+    fuse.passthrough = options.passthrough;
+    fuse.fd_holder = options.fd_holder;
+    fuse.inherited = std::move(inherited);
+    ASSIGN_OR_RETURN(source, MakeFuseSource(*store, std::move(fuse)));
   } else {
     source = MakeArenaSource(*store);
   }
@@ -123,6 +159,7 @@ Status RunNode(const NodeOptions& options) {
     Status st = source->Attach(v);
     if (!st.ok()) spdlog::warn("volume {}: cannot attach: {}", v.id, st.ToString());
   }
+  source->AttachedAll();
 
   DriverContext ctx{{options.driver_name, CELLAR_VERSION, options.node_id, options.max_volumes},
                     *store, *source, {}};
@@ -143,6 +180,7 @@ Status RunNode(const NodeOptions& options) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) return Error(Code::kUnavailable, "cannot listen on {}", socket_path.string());
   ::chmod(socket_path.c_str(), 0660);
+  ASSIGN_OR_RETURN(UniqueFd handover_listener, ListenSeqpacket(handover_path, 0600));
 
   store::CapacityInfo cap = store->Capacity();
   spdlog::info("cellar {} serving {} on {} for node {}: {} volumes, {} of {} free, state in {}",
@@ -150,12 +188,65 @@ Status RunNode(const NodeOptions& options) {
                cap.volumes, FormatSize(cap.available_bytes), FormatSize(cap.total_bytes),
                options.state_dir.string());
 
-  int sig = 0;
-  sigwait(&signals, &sig);
-  spdlog::info("signal {}: stopping (volumes, arenas and publications stay)", sig);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  UniqueFd successor;
+  for (;;) {
+    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {handover_listener.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("poll");
+    }
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(signal_fd.get(), &info, sizeof(info)) < 0) return ErrnoError("read signalfd");
+      spdlog::info("signal {}: stopping (volumes, arenas and publications stay)", info.ssi_signo);
+      break;
+    }
+    if (fds[1].revents & POLLIN) {
+      UniqueFd conn(::accept4(handover_listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!conn) continue;
+      auto request = ReceiveMessage(conn.get(), 5000);
+      if (request.ok() && request->text == "HANDOVER") {
+        successor = std::move(conn);
+        spdlog::info("a successor asks for the node: handing over");
+        break;
+      }
+    }
+  }
+
+  // Stop taking calls, then let go of the socket paths for whoever comes next.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server->Wait();
+  spdlog::debug("CSI server stopped");
   ::unlink(socket_path.c_str());
+  handover_listener.Reset();
+  ::unlink(handover_path.c_str());
+  if (successor) {
+    // The successor reads the store and the connection only after we let go of both:
+    // the threads are stopped (requests queue in the kernel), the journal is closed, and
+    // the lock is released, then the files travel.
+    source->Pause();
+    spdlog::debug("FUSE threads paused");
+    std::vector<int> fds = source->HandoverFds();
+    store.reset();
+    state_lock.Reset();
+    Status sent = SendMessage(successor.get(), "OK", fds);
+    Status st = source->Shutdown(/*keep_connection=*/true);
+    if (!sent.ok()) spdlog::error("hand-over: {}", sent.ToString());
+    if (!st.ok()) spdlog::warn("hand-over: {}", st.ToString());
+    source.reset();
+    spdlog::info("handed over to the successor");
+    if (!options.exit_after_handover) {
+      spdlog::info("idle until SIGTERM");
+      signalfd_siginfo info{};
+      while (::read(signal_fd.get(), &info, sizeof(info)) < 0 && errno == EINTR) {
+      }
+    }
+    return Status::Ok();
+  }
+  // With a holder the connection outlives us and the next start resumes it; without
+  // one nobody could, so unmount.
+  Status st = source->Shutdown(/*keep_connection=*/!options.fd_holder.empty());
+  if (!st.ok()) spdlog::warn("stopping: {}", st.ToString());
   source.reset();
   spdlog::info("stopped");
   return Status::Ok();

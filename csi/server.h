@@ -19,14 +19,17 @@ struct NodeOptions {
   std::string driver_name;
   bool fuse = true;         // serve volumes through the FUSE layer
   bool passthrough = true;  // use FUSE passthrough where the kernel has it
+  // The fd holder's socket; empty: none (a crash then breaks the pods' mounts).
+  std::filesystem::path fd_holder;
+  // Where a successor asks this process to hand over; empty: <state_dir>/handover.sock.
+  std::filesystem::path handover_socket;
+  // After handing over: exit (true), or idle until SIGTERM (a container that must not
+  // exit, or its restart would take the node back).
+  bool exit_after_handover = true;
 };
 
 // "unix:///a/b.sock" or "unix:/a/b.sock" -> "/a/b.sock"; InvalidArgument otherwise.
 Result<std::filesystem::path> SocketPathOf(const std::string& endpoint);
-
-// Removes a stale socket left by a dead process. FailedPrecondition if a live process
-// serves it, InvalidArgument if the path is something other than a socket.
-Status PrepareSocketPath(const std::filesystem::path& path);
 
 // Runs until a termination signal; returns the reason it could not start otherwise.
 Status RunNode(const NodeOptions& options);

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "store/store.h"
@@ -25,6 +26,18 @@ class VolumeSource {
   virtual std::filesystem::path Dir(const std::string& volume_id) const = 0;
   // OK while publishes can work (e.g. the FUSE session is alive).
   virtual Status Healthy() const = 0;
+
+  // At start, once every volume of the store was attached (a takeover stops waiting
+  // for volumes that did not come back).
+  virtual void AttachedAll() {}
+  // Stops serving the volumes' I/O. keep_connection leaves the FUSE mount and its
+  // connection to a successor (the fd holder keeps it meanwhile).
+  virtual Status Shutdown(bool /*keep_connection*/) { return Status::Ok(); }
+  // The files a successor needs to take the volumes' mount over, valid until Shutdown
+  // returns; call after Pause. Empty without a FUSE connection.
+  virtual std::vector<int> HandoverFds() const { return {}; }
+  // Stops the serving threads (requests then wait in the kernel) without closing anything.
+  virtual void Pause() {}
 };
 
 std::unique_ptr<VolumeSource> MakeArenaSource(const store::Store& store);

@@ -78,7 +78,8 @@ name="${positional[1]}"
 label_re='^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'
 [[ "$namespace" =~ $label_re && ${#namespace} -le 63 ]] ||
   die "namespace '$namespace' is not a DNS-1123 label (lower-case letters, digits, '-', at most 63)"
-# NAME-node is the DaemonSet; its pods add 6 characters and must stay <= 63.
+# NAME-node and NAME-mem are the DaemonSets; their pods add 6 characters and
+# must stay <= 63.
 [[ "$name" =~ $label_re && ${#name} -le 52 ]] ||
   die "name '$name' must be a DNS-1123 label of at most 52 characters"
 

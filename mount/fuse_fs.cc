@@ -100,7 +100,9 @@ Status FuseFs::AttachVolume(const std::string& id, uint32_t slot,
   volume->root_fd = std::move(root);
   volume->mount_fd = std::move(mount_fd);
   volume->dev = st.st_dev;
-  volumes_.emplace(id, std::move(volume));
+  volumes_.emplace(id, volume);
+  lock.unlock();
+  if (recovering_.load()) RestoreVolume(volume);
   return Status::Ok();
 }
 
@@ -213,6 +215,7 @@ int32_t FuseFs::AcquireBacking(Inode& inode, int fd) {
   }
   inode.backing_id = *id;
   inode.backing_refs = 1;
+  MirrorBacking(inode);
   return inode.backing_id;
 }
 
@@ -222,10 +225,146 @@ void FuseFs::ReleaseBacking(Inode& inode) {
     SPDLOG_ERROR("node {:#x}: backing released more often than acquired", inode.nodeid);
     return;
   }
-  if (--inode.backing_refs > 0) return;
+  if (--inode.backing_refs > 0) {
+    MirrorBacking(inode);
+    return;
+  }
   Status st = channel_->CloseBacking(inode.backing_id);
   if (!st.ok()) SPDLOG_WARN("node {:#x}: {}", inode.nodeid, st.ToString());
   inode.backing_id = -1;
+  MirrorBacking(inode);
+}
+
+void FuseFs::MirrorBacking(const Inode& inode) {
+  if (state_ == nullptr || inode.record == SessionState::kNone) return;
+  NodeRecord& r = state_->node(inode.record);
+  r.backing_id = inode.backing_id;
+  r.backing_refs = inode.backing_refs;
+}
+
+void FuseFs::RecordFile(uint64_t fh, OpenFile& file, int arena_flags) {
+  if (state_ == nullptr) return;
+  int32_t index = state_->AllocHandle();
+  if (index == SessionState::kNone) return;
+  HandleRecord& r = state_->handle(index);
+  r.nodeid = file.inode->nodeid;
+  r.open_flags = static_cast<uint32_t>(arena_flags & ~O_TRUNC);  // reopening must not truncate
+  r.kind = HandleKind::kFile;
+  r.passthrough = file.passthrough;
+  r.writer = file.writer;
+  r.fh.store(fh, std::memory_order_release);
+  file.record = index;
+}
+
+void FuseFs::ForgetFile(OpenFile& file) {
+  if (state_ == nullptr) return;
+  state_->FreeHandle(file.record);
+  file.record = SessionState::kNone;
+}
+
+void FuseFs::BeginRecovery() {
+  adopted_ = true;
+  std::lock_guard lock(recovery_mu_);
+  for (int32_t i : state_->LiveNodes()) {
+    pending_slots_.insert(static_cast<uint32_t>(state_->node(i).nodeid.load() >> 32));
+  }
+  for (int32_t i : state_->LiveHandles()) {
+    pending_slots_.insert(static_cast<uint32_t>(state_->handle(i).nodeid >> 32));
+  }
+  pending_slots_.erase(0);  // the synthetic root needs nothing restored
+  recovering_.store(true);
+  SPDLOG_INFO("taking over: {} node records, {} open files, {} volumes to restore",
+              state_->LiveNodes().size(), state_->LiveHandles().size(), pending_slots_.size());
+}
+
+void FuseFs::FinishRecovery() {
+  std::lock_guard lock(recovery_mu_);
+  for (uint32_t slot : pending_slots_) {
+    SPDLOG_WARN("slot {}: its volume did not come back; its nodes answer ESTALE", slot);
+  }
+  pending_slots_.clear();
+  recovering_.store(false);
+  recovery_cv_.notify_all();
+}
+
+void FuseFs::AwaitRecovery(const Request& req) {
+  if (!recovering_.load(std::memory_order_acquire)) return;
+  const uint32_t slot = static_cast<uint32_t>(req.in->nodeid >> 32);
+  std::unique_lock lock(recovery_mu_);
+  // The root: a lookup of a volume name waits for every volume.
+  auto waiting = [&] {
+    return slot == 0 ? !pending_slots_.empty() : pending_slots_.count(slot) > 0;
+  };
+  if (!recovery_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !waiting(); })) {
+    SPDLOG_WARN("opcode {} on node {:#x}: volume still not restored after 30 s",
+                req.in->opcode, req.in->nodeid);
+  }
+}
+
+void FuseFs::RestoreVolume(const std::shared_ptr<Volume>& volume) {
+  {
+    std::lock_guard lock(recovery_mu_);
+    if (pending_slots_.count(volume->slot) == 0) return;
+  }
+  size_t nodes = 0, files = 0, lost = 0;
+  for (int32_t i : state_->LiveNodes()) {
+    if ((state_->node(i).nodeid.load() >> 32) != volume->slot) continue;
+    Status st = inodes_.Restore(volume, i);
+    if (st.ok()) {
+      ++nodes;
+    } else {
+      ++lost;
+      SPDLOG_WARN("{}", st.ToString());
+    }
+  }
+  for (int32_t i : state_->LiveHandles()) {
+    HandleRecord& r = state_->handle(i);
+    if ((r.nodeid >> 32) != volume->slot) continue;
+    const uint64_t fh = r.fh.load();
+    auto inode = inodes_.Get(r.nodeid);
+    UniqueFd fd;
+    if (inode) {
+      InodeFd path(*inode);
+      if (path.ok()) fd.Reset(::open(ProcFdPath(path.get()).c_str(), static_cast<int>(r.open_flags)));
+    }
+    if (!fd) {
+      // Its inode is gone (unlinked, and only our dead predecessor held it open).
+      SPDLOG_WARN("volume {}: open file {} of node {:#x} cannot be reopened", volume->id, fh,
+                  r.nodeid);
+      ++lost;
+      state_->FreeHandle(i);
+      continue;
+    }
+    auto file = std::make_shared<OpenFile>();
+    file->inode = inode;
+    file->fd = std::move(fd);
+    file->writer = r.writer != 0;
+    file->passthrough = r.passthrough != 0;
+    file->record = i;
+    volume->open_files.fetch_add(1, std::memory_order_relaxed);
+    if (file->writer) volume->open_writers.fetch_add(1, std::memory_order_relaxed);
+    files_.Insert(fh, std::move(file));
+    ++files;
+  }
+  SPDLOG_INFO("volume {}: restored {} nodes and {} open files ({} lost)", volume->id, nodes, files,
+              lost);
+  std::lock_guard lock(recovery_mu_);
+  pending_slots_.erase(volume->slot);
+  recovery_cv_.notify_all();
+}
+
+std::shared_ptr<OpenDir> FuseFs::ReopenDir(uint64_t nodeid, uint64_t fh) {
+  auto dir = std::make_shared<OpenDir>();
+  if (nodeid != kRootNodeId) {
+    dir->inode = Node(nodeid);
+    if (!dir->inode || dir->inode->type != S_IFDIR) return nullptr;
+    InodeFd fd(*dir->inode);
+    if (!fd.ok()) return nullptr;
+    dir->fd.Reset(::openat(fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir->fd) return nullptr;
+  }
+  dirs_.Insert(fh, dir);
+  return dir;
 }
 
 }  // namespace cellar::mount

@@ -9,10 +9,12 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <set>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -24,6 +26,7 @@
 #include "mount/fuse_channel.h"
 #include "mount/fuse_kernel.h"
 #include "mount/inode_table.h"
+#include "mount/session_state.h"
 
 namespace cellar::mount {
 
@@ -40,6 +43,7 @@ struct OpenFile {
   UniqueFd fd;               // the arena file, opened with the request's access mode
   bool writer = false;
   bool passthrough = false;  // holds one reference on inode->backing_id
+  int32_t record = SessionState::kNone;  // its HandleRecord
 };
 
 // One directory handle (OPENDIR .. RELEASEDIR).
@@ -49,16 +53,23 @@ struct OpenDir {
   UniqueFd fd;  // O_RDONLY|O_DIRECTORY, read with getdents64; guarded by mu
 };
 
-// Handles are table keys, never pointers handed to the kernel.
+// Handles are table keys, never pointers handed to the kernel. Every table of a session
+// draws from one counter that outlives the process (SessionState), so a successor never
+// reuses a handle the kernel still holds.
 template <typename T>
 class HandleTable {
  public:
+  explicit HandleTable(std::atomic<uint64_t>* next) : next_(next) {}
   uint64_t Add(std::shared_ptr<T> value) {
-    uint64_t fh = next_.fetch_add(1, std::memory_order_relaxed);
+    uint64_t fh = next_->fetch_add(1, std::memory_order_relaxed);
+    Insert(fh, std::move(value));
+    return fh;
+  }
+  // Under a handle chosen elsewhere (a predecessor's).
+  void Insert(uint64_t fh, std::shared_ptr<T> value) {
     Shard& shard = shards_[fh % kShards];
     std::lock_guard lock(shard.mu);
-    shard.map.emplace(fh, std::move(value));
-    return fh;
+    shard.map[fh] = std::move(value);
   }
   std::shared_ptr<T> Get(uint64_t fh) const {
     Shard& shard = shards_[fh % kShards];
@@ -82,7 +93,7 @@ class HandleTable {
     std::mutex mu;
     std::unordered_map<uint64_t, std::shared_ptr<T>> map;  // guarded by mu
   };
-  std::atomic<uint64_t> next_{1};
+  std::atomic<uint64_t>* const next_;
   mutable std::array<Shard, kShards> shards_;
 };
 
@@ -157,8 +168,11 @@ struct VolumeUsage {
 
 class FuseFs {
  public:
-  FuseFs(const FuseChannel* channel, FsOptions options)
-      : channel_(channel), options_(options), inodes_(options.max_inode_fds) {}
+  // `state` mirrors what a successor needs (may be null: nothing survives the process).
+  FuseFs(const FuseChannel* channel, FsOptions options, SessionState* state)
+      : channel_(channel), options_(options), state_(state),
+        next_fh_(state ? &state->header().next_fh : &own_next_fh_),
+        inodes_(options.max_inode_fds, state), files_(next_fh_), dirs_(next_fh_) {}
 
   const FsOptions& options() const { return options_; }
   const FuseChannel& channel() const { return *channel_; }
@@ -194,14 +208,36 @@ class FuseFs {
   int32_t AcquireBacking(Inode& inode, int fd);
   void ReleaseBacking(Inode& inode);
 
+  // Mirrors an open file into the session state (arena_flags: how its fd was opened).
+  void RecordFile(uint64_t fh, OpenFile& file, int arena_flags);
+  void ForgetFile(OpenFile& file);
+
+  // Taking over a predecessor's connection: the node ids and handles in the adopted
+  // state are restored volume by volume as AttachVolume brings each volume back;
+  // requests on a volume not yet restored wait for it (AwaitRecovery).
+  void BeginRecovery();
+  // Every volume that will come back has been attached: stop waiting for the others.
+  void FinishRecovery();
+  // Blocks a request on a node of a volume still being restored (at most 30 s).
+  void AwaitRecovery(const Request& req);
+  bool adopted() const { return adopted_; }
+  // A directory handle of the predecessor that had no record: reopened on first use.
+  std::shared_ptr<OpenDir> ReopenDir(uint64_t nodeid, uint64_t fh);
+
  private:
   static void Split(double t, uint64_t* sec, uint32_t* nsec) {
     *sec = static_cast<uint64_t>(t);
     *nsec = static_cast<uint32_t>((t - static_cast<double>(*sec)) * 1e9);
   }
 
+  void RestoreVolume(const std::shared_ptr<Volume>& volume);
+  void MirrorBacking(const Inode& inode);  // inode.mu held
+
   const FuseChannel* channel_;
   const FsOptions options_;
+  SessionState* const state_;
+  std::atomic<uint64_t> own_next_fh_{1};
+  std::atomic<uint64_t>* const next_fh_;
   const struct timespec started_ = Now();
   InodeTable inodes_;
   HandleTable<OpenFile> files_;
@@ -209,6 +245,12 @@ class FuseFs {
 
   mutable std::shared_mutex volumes_mu_;
   std::map<std::string, std::shared_ptr<Volume>> volumes_;  // guarded by volumes_mu_
+
+  bool adopted_ = false;  // set before serving starts
+  std::atomic<bool> recovering_{false};
+  std::mutex recovery_mu_;
+  std::condition_variable recovery_cv_;
+  std::set<uint32_t> pending_slots_;  // guarded by recovery_mu_
 
   static struct timespec Now() {
     struct timespec ts;

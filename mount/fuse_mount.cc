@@ -6,7 +6,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -17,10 +19,14 @@ namespace {
 
 constexpr const char* kFsType = "fuse.cellar";
 
-// True if /proc/self/mountinfo lists a fuse.cellar mount exactly at `path`.
-bool IsCellarMount(const std::filesystem::path& path) {
+bool IsCellarMount(const std::filesystem::path& path) { return CellarMountDev(path).ok(); }
+
+}  // namespace
+
+Result<dev_t> CellarMountDev(const std::filesystem::path& path) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
+  std::optional<dev_t> found;
   while (std::getline(in, line)) {
     // id parent major:minor root mountpoint options ... - fstype source superopts
     std::istringstream fields(line);
@@ -31,12 +37,15 @@ bool IsCellarMount(const std::filesystem::path& path) {
     std::istringstream tail(line.substr(dash + 3));
     std::string fstype;
     tail >> fstype;
-    if (fstype == kFsType && point == path.string()) return true;
+    if (fstype == kFsType && point == path.string()) {
+      unsigned maj = 0, min = 0;
+      if (std::sscanf(dev.c_str(), "%u:%u", &maj, &min) != 2) continue;
+      found = makedev(maj, min);  // the last one listed is the one on top
+    }
   }
-  return false;
+  if (!found) return NotFound(fmt::format("no fuse.cellar mount at {}", path.string()));
+  return *found;
 }
-
-}  // namespace
 
 Result<UniqueFd> OpenFuseDevice() {
   UniqueFd fd(::open("/dev/fuse", O_RDWR | O_CLOEXEC));

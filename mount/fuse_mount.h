@@ -1,6 +1,8 @@
 // The mount(2)/umount2(2) side of a FUSE session: no fusermount, the daemon is root.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 
@@ -16,6 +18,11 @@ Result<UniqueFd> OpenFuseDevice();
 // mount left there by a daemon that died (stat gives ENOTCONN) or any earlier
 // fuse.cellar mount. Errors only if the path cannot be made a directory.
 Status PrepareMountpoint(const std::filesystem::path& mountpoint);
+
+// The device number (its FUSE connection) of the fuse.cellar mount at `path`, read from
+// /proc/self/mountinfo without touching the mount (which would wait for a daemon).
+// NotFound if there is none.
+Result<dev_t> CellarMountDev(const std::filesystem::path& path);
 
 // Mounts the connection `fuse_fd` at `mountpoint` as type fuse.cellar with
 // allow_other, default_permissions, nosuid, nodev and the given max_read.

@@ -1,10 +1,12 @@
 #include "mount/fuse_server.h"
 
 #include <sys/resource.h>
+#include <sys/sysmacros.h>
 
 #include <fstream>
 
 #include "common/logging.h"
+#include "mount/fd_holder.h"
 #include "mount/fuse_mount.h"
 #include "mount/fuse_session.h"
 
@@ -30,6 +32,16 @@ void RaiseFdLimit() {
   SPDLOG_INFO("fd limit raised to {}", want.rlim_cur);
 }
 
+SessionOptions SessionOptionsOf(const FuseConfig& config) {
+  SessionOptions options;
+  options.passthrough = config.passthrough;
+  options.threads = config.threads;
+  options.entry_timeout = config.entry_timeout;
+  options.attr_timeout = config.attr_timeout;
+  options.max_inode_fds = config.max_inode_fds;
+  return options;
+}
+
 }  // namespace
 
 FuseServer::FuseServer(FuseConfig config) : config_(std::move(config)) {}
@@ -39,48 +51,133 @@ FuseServer::~FuseServer() {
   if (!st.ok()) SPDLOG_ERROR("stopping FUSE server: {}", st.ToString());
 }
 
-Result<std::unique_ptr<FuseServer>> FuseServer::Start(FuseConfig config) {
+Result<std::unique_ptr<FuseSession>> FuseServer::TryResume(const FuseConfig& config,
+                                                           std::vector<UniqueFd> fds) {
+  if (fds.size() < 3) {
+    return InvalidArgument(fmt::format("{} fds where a connection needs at least 3", fds.size()));
+  }
+  ASSIGN_OR_RETURN(auto state, SessionState::Adopt(std::move(fds[1])));
+  // The mount must still be that connection: a reboot, a manual unmount or a fresh mount
+  // by someone else leaves a holder's fds pointing at a connection nobody sees.
+  auto dev = CellarMountDev(config.mountpoint);
+  if (!dev.ok()) return dev.status();
+  if (*dev != state->header().mount_dev) {
+    return Status(Code::kFailedPrecondition,
+                  fmt::format("the mount at {} is another connection ({}:{}, state is of {}:{})",
+                              config.mountpoint.string(), major(*dev), minor(*dev),
+                              major(state->header().mount_dev), minor(state->header().mount_dev)));
+  }
+  std::vector<FuseChannel> clones;
+  for (size_t i = 2; i < fds.size(); ++i) clones.emplace_back(std::move(fds[i]));
+  return FuseSession::Resume(FuseChannel(std::move(fds[0])), std::move(clones), std::move(state),
+                             SessionOptionsOf(config));
+}
+
+Result<std::unique_ptr<FuseServer>> FuseServer::Start(FuseConfig config,
+                                                      std::vector<UniqueFd> inherited) {
   config.mountpoint = std::filesystem::absolute(config.mountpoint).lexically_normal();
   if (config.mountpoint.has_filename() == false) {
     config.mountpoint = config.mountpoint.parent_path();
   }
   RaiseFdLimit();
-  RETURN_IF_ERROR(PrepareMountpoint(config.mountpoint));
-  ASSIGN_OR_RETURN(UniqueFd fd, OpenFuseDevice());
-  RETURN_IF_ERROR(MountFuse(config.mountpoint, fd.get(), kMaxWrite));
-  std::unique_ptr<FuseServer> server(new FuseServer(config));
-
-  SessionOptions options;
-  options.passthrough = config.passthrough;
-  options.threads = config.threads;
-  options.entry_timeout = config.entry_timeout;
-  options.attr_timeout = config.attr_timeout;
-  options.max_inode_fds = config.max_inode_fds;
-  if (options.max_inode_fds == 0) {
+  if (config.max_inode_fds == 0) {
     struct rlimit lim{};
     ::getrlimit(RLIMIT_NOFILE, &lim);
-    options.max_inode_fds = std::max<size_t>(64, lim.rlim_cur / 2);
+    config.max_inode_fds = std::max<size_t>(64, lim.rlim_cur / 2);
   }
-  auto session = FuseSession::Init(FuseChannel(std::move(fd)), options);
-  if (!session.ok()) {
-    Status ignored = UnmountFuse(config.mountpoint);
-    (void)ignored;
-    server->stopped_ = true;
-    return session.status();
+  std::unique_ptr<FuseServer> server(new FuseServer(config));
+  const std::string key = config.mountpoint.string();
+  if (inherited.empty() && !config.fd_holder.empty()) {
+    auto held = FdHolderClient(config.fd_holder).Get(key);
+    if (held.ok()) {
+      inherited = std::move(held).value();
+    } else {
+      SPDLOG_WARN("fd holder {}: {}; starting a new connection", config.fd_holder.string(),
+                  held.status().ToString());
+    }
   }
-  server->session_ = std::move(session).value();
+  if (!inherited.empty()) {
+    auto session = TryResume(config, std::move(inherited));
+    if (session.ok()) {
+      server->session_ = std::move(session).value();
+      server->resumed_ = true;
+      SPDLOG_INFO("took over the live FUSE connection at {}", key);
+    } else {
+      SPDLOG_WARN("cannot take over the FUSE connection at {}: {}; mounting anew", key,
+                  session.status().ToString());
+    }
+  }
+  if (!server->session_) {
+    RETURN_IF_ERROR(PrepareMountpoint(config.mountpoint));
+    ASSIGN_OR_RETURN(UniqueFd fd, OpenFuseDevice());
+    RETURN_IF_ERROR(MountFuse(config.mountpoint, fd.get(), kMaxWrite));
+    auto session = FuseSession::Init(FuseChannel(std::move(fd)), SessionOptionsOf(config));
+    auto dev = CellarMountDev(config.mountpoint);
+    if (!session.ok() || !dev.ok()) {
+      Status ignored = UnmountFuse(config.mountpoint);
+      (void)ignored;
+      server->stopped_ = true;
+      return session.ok() ? dev.status() : session.status();
+    }
+    server->session_ = std::move(session).value();
+    server->session_->state().header().mount_dev = *dev;
+  }
   RETURN_IF_ERROR(server->session_->Start());
-  if (!server->session_->passthrough()) {
+  if (!server->resumed_ && !server->session_->passthrough()) {
     // Daemon reads: without this, readahead (mmap, cached opens) asks 128 KiB at a time.
     // (stat of the mountpoint needs the serving threads.)
     Status st = SetReadAheadKb(config.mountpoint, kMaxWrite / 1024);
     if (!st.ok()) SPDLOG_WARN("read-ahead stays at the default: {}", st.ToString());
+  }
+  if (!config.fd_holder.empty()) {
+    // At once, replacing whatever the holder kept under this mountpoint before.
+    Status st = FdHolderClient(config.fd_holder).Put(key, server->session_->Fds());
+    if (!st.ok()) SPDLOG_WARN("fd holder {}: {}", config.fd_holder.string(), st.ToString());
+    server->StartHolderWatch();
   }
   SPDLOG_INFO("FUSE mount at {} ({} threads, passthrough {})", config.mountpoint.string(),
               config.threads, server->passthrough_active() ? "on" : "off");
   return server;
 }
 
+void FuseServer::StartHolderWatch() {
+  holder_watch_ = std::thread([this] {
+    const FdHolderClient holder(config_.fd_holder);
+    const std::string key = config_.mountpoint.string();
+    bool warned = false;
+    std::unique_lock lock(stop_mu_);
+    while (!stopped_) {
+      lock.unlock();
+      // The holder may have restarted empty since we last gave it the connection.
+      auto has = holder.Has(key);
+      Status st = has.ok() ? Status::Ok() : has.status();
+      if (has.ok() && !*has) {
+        st = holder.Put(key, session_->Fds());
+        if (st.ok()) SPDLOG_INFO("fd holder {} keeps the FUSE connection", config_.fd_holder.string());
+      }
+      if (!st.ok() && !warned) {
+        SPDLOG_WARN("fd holder {}: {}; a crash now would break the pods' mounts",
+                    config_.fd_holder.string(), st.ToString());
+      }
+      warned = !st.ok();
+      lock.lock();
+      stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopped_; });
+    }
+  });
+}
+
+void FuseServer::FinishRecovery() {
+  if (session_) session_->fs().FinishRecovery();
+}
+
+void FuseServer::Pause() {
+  if (session_) session_->Stop();
+}
+
+std::vector<int> FuseServer::ExportFds() const {
+  if (!session_) return {};
+  return session_->Fds();
+}
 
 Status FuseServer::AttachVolume(const std::string& volume_id, uint32_t slot,
                                 const std::filesystem::path& arena_root) {
@@ -100,13 +197,27 @@ Result<VolumeUsage> FuseServer::Usage(const std::string& volume_id) const {
 
 bool FuseServer::passthrough_active() const { return session_ && session_->passthrough(); }
 
-Status FuseServer::Stop() {
-  std::lock_guard lock(stop_mu_);
-  if (stopped_) return Status::Ok();
-  stopped_ = true;
-  Status st = UnmountFuse(config_.mountpoint);
+Status FuseServer::Stop(bool keep_connection) {
+  {
+    std::lock_guard lock(stop_mu_);
+    if (stopped_) return Status::Ok();
+    stopped_ = true;
+  }
+  stop_cv_.notify_all();
+  if (holder_watch_.joinable()) holder_watch_.join();
+  Status st;
+  if (keep_connection) {
+    SPDLOG_INFO("leaving the FUSE connection at {} to a successor", config_.mountpoint.string());
+  } else {
+    st = UnmountFuse(config_.mountpoint);
+    if (!config_.fd_holder.empty()) {
+      // The holder must not keep a connection nobody will take over.
+      Status dropped = FdHolderClient(config_.fd_holder).Drop(config_.mountpoint.string());
+      if (!dropped.ok()) SPDLOG_WARN("fd holder: {}", dropped.ToString());
+    }
+  }
   if (session_) session_->Stop();
-  session_.reset();  // closes the connection
+  session_.reset();  // closes our files of the connection
   return st;
 }
 

@@ -11,10 +11,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/status.h"
+#include "common/unique_fd.h"
 #include "mount/fuse_fs.h"
 
 namespace cellar::mount {
@@ -32,18 +36,29 @@ struct FuseConfig {
   // each operation (slower, but the kernel may cache more inodes than we have fds).
   // 0: half the process's fd limit.
   size_t max_inode_fds = 0;
+  // The fd holder's socket (see fd_holder.h); empty: none, and the connection dies
+  // with this process.
+  std::filesystem::path fd_holder;
 };
 
 class FuseSession;
 
 class FuseServer {
  public:
-  // Opens /dev/fuse, cleans a stale mount at the mountpoint (dead ENOTCONN mount left by
-  // a killed daemon, or an earlier fuse.cellar mount), mounts with mount(2) (fuse.cellar,
-  // allow_other, default_permissions, max_read=1MiB), performs INIT and starts the
-  // threads. Errors: PermissionDenied without CAP_SYS_ADMIN, NotFound without
-  // /dev/fuse, Unavailable if INIT fails.
-  static Result<std::unique_ptr<FuseServer>> Start(FuseConfig config);
+  // Takes over the live connection of a predecessor if there is one: `inherited` (the
+  // fds a predecessor handed over, see ExportFds) or else what the fd holder keeps for
+  // this mountpoint, provided the fuse.cellar mount at the mountpoint is still that
+  // connection. Requests on volumes wait until AttachVolume restores them; call
+  // FinishRecovery once every volume is attached.
+  //
+  // Otherwise: opens /dev/fuse, cleans a stale mount at the mountpoint (dead ENOTCONN
+  // mount left by a killed daemon, or an earlier fuse.cellar mount), mounts with
+  // mount(2) (fuse.cellar, allow_other, default_permissions, max_read=1MiB), performs
+  // INIT. Either way, starts the threads and gives the connection to the holder.
+  // Errors: PermissionDenied without CAP_SYS_ADMIN, NotFound without /dev/fuse,
+  // Unavailable if INIT fails.
+  static Result<std::unique_ptr<FuseServer>> Start(FuseConfig config,
+                                                   std::vector<UniqueFd> inherited = {});
   ~FuseServer();  // Stop()
 
   // Makes the arena at `arena_root` visible as <mountpoint>/<volume_id>. `slot`
@@ -59,24 +74,45 @@ class FuseServer {
   // Open FUSE files and open writers of the volume. NotFound if not attached.
   Result<VolumeUsage> Usage(const std::string& volume_id) const;
 
+  // After a takeover: every volume that comes back has been attached.
+  void FinishRecovery();
+  bool resumed() const { return resumed_; }
+
   bool passthrough_active() const;
   std::filesystem::path VolumePath(const std::string& volume_id) const {
     return config_.mountpoint / volume_id;
   }
   const std::filesystem::path& mountpoint() const { return config_.mountpoint; }
 
-  // Unmounts (lazily if busy) and joins the threads; then closes the connection, which
-  // fails further requests of lazily detached users with ENOTCONN (passthrough files
-  // keep working: the kernel holds their backing files). Idempotent.
-  Status Stop();
+  // Stops the serving threads; requests then wait in the kernel. Before ExportFds.
+  void Pause();
+
+  // The connection's files for a successor (main, state, clones); owned by the server,
+  // valid until it is destroyed. Empty once stopped.
+  std::vector<int> ExportFds() const;
+
+  // Joins the threads and closes our files of the connection. With keep_connection,
+  // leaves the mount alone: the holder (or a successor given ExportFds) keeps the
+  // connection, and requests wait in the kernel for the next daemon. Without, unmounts
+  // (lazily if busy) first, which fails further requests of lazily detached users with
+  // ENOTCONN (passthrough files keep working: the kernel holds their backing files).
+  // Idempotent.
+  Status Stop(bool keep_connection = false);
 
  private:
   explicit FuseServer(FuseConfig config);
+  static Result<std::unique_ptr<FuseSession>> TryResume(const FuseConfig& config,
+                                                        std::vector<UniqueFd> fds);
+  // Gives the connection to the holder, and again whenever the holder restarts.
+  void StartHolderWatch();
 
   FuseConfig config_;
   std::unique_ptr<FuseSession> session_;
+  bool resumed_ = false;
   std::mutex stop_mu_;
   bool stopped_ = false;  // guarded by stop_mu_
+  std::condition_variable stop_cv_;
+  std::thread holder_watch_;
 };
 
 }  // namespace cellar::mount

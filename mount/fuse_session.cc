@@ -80,6 +80,30 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Init(FuseChannel channel,
   return session;
 }
 
+Result<std::unique_ptr<FuseSession>> FuseSession::Resume(FuseChannel channel,
+                                                         std::vector<FuseChannel> clones,
+                                                         std::unique_ptr<SessionState> state,
+                                                         SessionOptions options) {
+  std::unique_ptr<FuseSession> session(new FuseSession(std::move(channel), options));
+  const StateHeader& h = state->header();
+  session->kernel_minor_ = h.kernel_minor;
+  session->resumed_ = true;
+  session->clones_ = std::move(clones);
+  session->state_ = std::move(state);
+  FsOptions fs_options;
+  fs_options.passthrough = (h.init_flags & kernel::kPassthrough) != 0;
+  fs_options.entry_timeout = options.entry_timeout;
+  fs_options.attr_timeout = options.attr_timeout;
+  fs_options.max_inode_fds = options.max_inode_fds;
+  if (options.passthrough != fs_options.passthrough) {
+    SPDLOG_WARN("the live connection has passthrough {}; keeping it (a new mode needs a new mount)",
+                fs_options.passthrough ? "on" : "off");
+  }
+  session->fs_ = std::make_unique<FuseFs>(&session->channel_, fs_options, session->state_.get());
+  session->fs_->BeginRecovery();
+  return session;
+}
+
 Status FuseSession::Negotiate() {
   std::vector<char> buf(kInBufferSize);
   ssize_t n;
@@ -141,26 +165,58 @@ Status FuseSession::Negotiate() {
               std::min(kernel_minor_, kernel::kMinorVersion), kernel_minor_,
               passthrough ? "on" : (options_.passthrough ? "not offered" : "off"));
 
+  ASSIGN_OR_RETURN(state_, SessionState::Create());
+  StateHeader& h = state_->header();
+  h.kernel_minor = kernel_minor_;
+  h.init_flags = flags;
+  h.offered_flags = offered;
+
   FsOptions fs_options;
   fs_options.passthrough = passthrough;
   fs_options.entry_timeout = options_.entry_timeout;
   fs_options.attr_timeout = options_.attr_timeout;
   fs_options.max_inode_fds = options_.max_inode_fds;
-  fs_ = std::make_unique<FuseFs>(&channel_, fs_options);
+  fs_ = std::make_unique<FuseFs>(&channel_, fs_options, state_.get());
   return Status::Ok();
+}
+
+std::vector<int> FuseSession::Fds() const {
+  std::vector<int> fds = {channel_.fd(), state_->fd()};
+  for (const auto& clone : clones_) fds.push_back(clone.fd());
+  return fds;
 }
 
 Status FuseSession::Start() {
   stop_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_) return ErrnoError("eventfd");
-  int count = std::max(1, options_.threads);
-  for (int i = 0; i < count; ++i) {
+  // A predecessor's clones are reused (each may hold requests it read and never
+  // answered); more are cloned if we run more threads. Fewer threads than clones: the
+  // extra clones are still read, since the kernel queues work on any of them.
+  size_t count = std::max<size_t>(std::max(1, options_.threads), clones_.size());
+  while (clones_.size() < count) {
     ASSIGN_OR_RETURN(FuseChannel clone, channel_.Clone());
+    clones_.push_back(std::move(clone));
+  }
+  for (const auto& clone : clones_) {
     int fl = ::fcntl(clone.fd(), F_GETFL);
     if (fl < 0 || ::fcntl(clone.fd(), F_SETFL, fl | O_NONBLOCK) != 0) {
       return ErrnoError("fcntl O_NONBLOCK on /dev/fuse clone");
     }
-    threads_.emplace_back([this, ch = std::move(clone)]() mutable { Serve(std::move(ch)); });
+  }
+  for (const auto& clone : clones_) {
+    threads_.emplace_back([this, &clone] { Serve(clone); });
+  }
+  if (resumed_) {
+    if (state_->header().offered_flags & kernel::kHasResend) {
+      // Requests the predecessor read but never answered sit in the clones' processing
+      // queues; this puts them back in the pending queue, marked as resent.
+      int err = channel_.Notify(kernel::kNotifyResend, nullptr, 0);
+      if (err != 0) SPDLOG_WARN("FUSE_NOTIFY_RESEND: {}", strerror(-err));
+      else SPDLOG_INFO("asked the kernel to resend unanswered requests");
+    } else {
+      SPDLOG_WARN("kernel without FUSE_NOTIFY_RESEND: requests in flight at the crash stay "
+                  "unanswered");
+    }
   }
   return Status::Ok();
 }
@@ -180,7 +236,7 @@ void FuseSession::Stop() {
 
 FuseSession::~FuseSession() { Stop(); }
 
-void FuseSession::Serve(FuseChannel channel) {
+void FuseSession::Serve(const FuseChannel& channel) {
   PrepareServingThread();
   // Uninitialised: a page costs RSS only once a request that large has used it.
   std::unique_ptr<char[]> in_buf(new char[kInBufferSize]);
@@ -242,7 +298,9 @@ void FuseSession::Dispatch(const FuseChannel& channel, const Request& req, Reply
   } else if (opcode == FUSE_DESTROY) {
     err = 0;
   } else if (opcode < kHandlers.size() && kHandlers[opcode] != nullptr) {
+    fs_->AwaitRecovery(req);
     err = kHandlers[opcode](*fs_, req, reply);
+    if ((req.in->unique & kernel::kUniqueResend) && err != 0) err = FixResent(req, reply, err);
   } else {
     err = ENOSYS;
   }
@@ -255,6 +313,47 @@ void FuseSession::Dispatch(const FuseChannel& channel, const Request& req, Reply
   int rc = channel.Reply(req.in->unique, err, iov, count);
   if (rc != 0 && rc != -ENOENT) {
     SPDLOG_WARN("reply to opcode {} failed: {}", opcode, strerror(-rc));
+  }
+}
+
+int FuseSession::FixResent(const Request& req, Reply& reply, int err) {
+  const uint32_t opcode = req.in->opcode;
+  switch (opcode) {
+    case FUSE_UNLINK:
+    case FUSE_RMDIR:
+    case FUSE_RENAME:
+    case FUSE_RENAME2:
+      // The predecessor removed or moved it before dying.
+      return err == ENOENT ? 0 : err;
+    case FUSE_MKDIR:
+    case FUSE_MKNOD:
+    case FUSE_SYMLINK: {
+      if (err != EEXIST) return err;
+      // The predecessor created it: answer with the entry, as it would have.
+      size_t name_at = opcode == FUSE_MKDIR   ? sizeof(fuse_mkdir_in)
+                       : opcode == FUSE_MKNOD ? sizeof(fuse_mknod_in)
+                                              : 0;
+      const char* name = req.String(name_at);
+      auto parent = fs_->Node(req.in->nodeid);
+      if (name == nullptr || !parent) return err;
+      fuse_entry_out entry;
+      if (fs_->LookupChild(parent.get(), name, &entry) != 0) return err;
+      reply.Set(entry);
+      return 0;
+    }
+    case FUSE_CREATE: {
+      if (err != EEXIST) return err;
+      // O_EXCL failed on the file the predecessor created for this very request.
+      std::string copy(req.arg, req.arg_size);
+      auto* in = reinterpret_cast<fuse_create_in*>(copy.data());
+      if (copy.size() < sizeof(*in)) return err;
+      in->flags &= ~static_cast<uint32_t>(O_EXCL);
+      Request again = req;
+      again.arg = copy.data();
+      return kHandlers[FUSE_CREATE](*fs_, again, reply);
+    }
+    default:
+      return err;
   }
 }
 

@@ -11,6 +11,7 @@
 #include "common/unique_fd.h"
 #include "mount/fuse_channel.h"
 #include "mount/fuse_fs.h"
+#include "mount/session_state.h"
 
 namespace cellar::mount {
 
@@ -29,29 +30,52 @@ class FuseSession {
  public:
   // Reads the kernel's FUSE_INIT from `channel` (blocking) and answers it.
   // Unavailable if the kernel speaks another major version or the connection dies.
+  // `mount_dev` (the mount's st_dev) is recorded in the new session state.
   static Result<std::unique_ptr<FuseSession>> Init(FuseChannel channel, SessionOptions options);
+
+  // Takes over a live connection from a predecessor: `channel` is the connection's
+  // main file, `clones` the files its threads read (requests they had read but not
+  // answered are still queued on them), `state` what it recorded. No INIT: the
+  // protocol is the one the state says was negotiated. Start() then restores and asks
+  // the kernel to resend the unanswered requests.
+  static Result<std::unique_ptr<FuseSession>> Resume(FuseChannel channel,
+                                                     std::vector<FuseChannel> clones,
+                                                     std::unique_ptr<SessionState> state,
+                                                     SessionOptions options);
   ~FuseSession();  // Stop()
 
   FuseFs& fs() { return *fs_; }
+  SessionState& state() { return *state_; }
   bool passthrough() const { return fs_->options().passthrough; }
   uint32_t kernel_minor() const { return kernel_minor_; }
 
-  // Starts the serving threads.
+  // Starts the serving threads (cloning the channel where there are fewer clones than
+  // threads). After Resume, also sends FUSE_NOTIFY_RESEND.
   Status Start();
-  // Wakes and joins the threads. The connection stays open until destruction.
+  // Wakes and joins the threads. The connection's files stay open until destruction.
   void Stop();
+
+  // The files a successor needs, in order: the main channel, the state memfd, then
+  // every clone. Owned by the session; valid until it is destroyed.
+  std::vector<int> Fds() const;
 
  private:
   FuseSession(FuseChannel channel, SessionOptions options)
       : channel_(std::move(channel)), options_(options) {}
   Status Negotiate();
-  void Serve(FuseChannel channel);
+  void Serve(const FuseChannel& channel);
   void Dispatch(const FuseChannel& channel, const Request& req, Reply& reply);
+  // A request the kernel resent may have been carried out by the predecessor already;
+  // turns "it is already done" errors into the success the caller was owed.
+  int FixResent(const Request& req, Reply& reply, int err);
 
   FuseChannel channel_;  // the mount's own file: INIT, notifications, backing ioctls
   SessionOptions options_;
   uint32_t kernel_minor_ = 0;
+  bool resumed_ = false;
+  std::unique_ptr<SessionState> state_;
   std::unique_ptr<FuseFs> fs_;
+  std::vector<FuseChannel> clones_;  // one per serving thread; never closed before the end
   UniqueFd stop_fd_;  // eventfd: readable once Stop() was called
   std::vector<std::thread> threads_;
 };

@@ -58,12 +58,32 @@ Result<std::shared_ptr<Inode>> InodeTable::Remember(const std::shared_ptr<Volume
     std::lock_guard lock(shard.mu);
     auto it = shard.inodes.find(nodeid);
     if (it != shard.inodes.end()) {
-      ++it->second->nlookup;
+      Inode& known = *it->second;
+      ++known.nlookup;
+      if (state_ && known.record != SessionState::kNone) state_->node(known.record).nlookup = known.nlookup;
       return it->second;
     }
   }
   // Outside the lock: one syscall per new inode.
   FileHandle handle = HandleOf(fd.get());
+  BudgetFd(fd, handle);
+  auto inode = std::make_shared<Inode>(nodeid, GenerationOf(handle), st.st_mode & S_IFMT, volume,
+                                       std::move(fd), handle);
+  std::lock_guard lock(shard.mu);
+  auto [it, inserted] = shard.inodes.emplace(nodeid, inode);
+  ++it->second->nlookup;  // if another thread won the race, its entry stays
+  if (inserted) {
+    Record(*inode);
+  } else {
+    if (inode->fd.valid()) held_fds_.fetch_sub(1);
+    if (state_ && it->second->record != SessionState::kNone) {
+      state_->node(it->second->record).nlookup = it->second->nlookup;
+    }
+  }
+  return it->second;
+}
+
+void InodeTable::BudgetFd(UniqueFd& fd, const FileHandle& handle) {
   // Without a handle the fd is the only way back to the inode: keep it regardless.
   if (handle.size > 0 && held_fds_.fetch_add(1) >= max_fds_) {
     held_fds_.fetch_sub(1);
@@ -71,13 +91,66 @@ Result<std::shared_ptr<Inode>> InodeTable::Remember(const std::shared_ptr<Volume
   } else if (handle.size == 0) {
     held_fds_.fetch_add(1);
   }
+}
+
+void InodeTable::Record(Inode& inode) {
+  if (state_ == nullptr || inode.handle.size > sizeof(NodeRecord::handle)) return;
+  int32_t index = state_->AllocNode();
+  if (index == SessionState::kNone) return;
+  NodeRecord& r = state_->node(index);
+  r.mode = inode.type;
+  r.nlookup = inode.nlookup;
+  r.backing_id = -1;
+  r.backing_refs = 0;
+  r.handle_type = inode.handle.type;
+  r.handle_size = inode.handle.size;
+  std::memcpy(r.handle, inode.handle.bytes, inode.handle.size);
+  r.nodeid.store(inode.nodeid, std::memory_order_release);  // last: the record is complete
+  inode.record = index;
+}
+
+Status InodeTable::Restore(const std::shared_ptr<Volume>& volume, int32_t record) {
+  NodeRecord& r = state_->node(record);
+  const uint64_t nodeid = r.nodeid.load(std::memory_order_acquire);
+  FileHandle handle;
+  handle.type = r.handle_type;
+  handle.size = std::min<uint32_t>(r.handle_size, sizeof(r.handle));
+  std::memcpy(handle.bytes, r.handle, handle.size);
+  struct {
+    file_handle h;
+    unsigned char bytes[sizeof(FileHandle::bytes)];
+  } buf{};
+  buf.h.handle_bytes = handle.size;
+  buf.h.handle_type = handle.type;
+  std::memcpy(buf.h.f_handle, handle.bytes, handle.size);
+  UniqueFd fd(::open_by_handle_at(volume->mount_fd.get(), &buf.h, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || (st.st_ino & 0xffffffffULL) != (nodeid & 0xffffffffULL)) {
+    int err = fd ? ESTALE : (errno == ENOENT ? ESTALE : errno);
+    state_->FreeNode(record);
+    return Status(Code::kNotFound,
+                  fmt::format("node {:#x} of volume {}: {}", nodeid, volume->id, strerror(err)), err);
+  }
+  BudgetFd(fd, handle);
   auto inode = std::make_shared<Inode>(nodeid, GenerationOf(handle), st.st_mode & S_IFMT, volume,
                                        std::move(fd), handle);
+  inode->nlookup = r.nlookup;
+  inode->backing_id = r.backing_id;
+  inode->backing_refs = r.backing_refs;
+  inode->record = record;
+  Shard& shard = ShardOf(nodeid);
   std::lock_guard lock(shard.mu);
   auto [it, inserted] = shard.inodes.emplace(nodeid, inode);
-  ++it->second->nlookup;  // if another thread won the race, its entry stays
-  if (!inserted && inode->fd.valid()) held_fds_.fetch_sub(1);
-  return it->second;
+  if (!inserted) {
+    // A duplicate record (a crash between two writes): keep the first, merge counts.
+    it->second->nlookup += inode->nlookup;
+    if (it->second->record != SessionState::kNone) {
+      state_->node(it->second->record).nlookup = it->second->nlookup;
+    }
+    if (inode->fd.valid()) held_fds_.fetch_sub(1);
+    state_->FreeNode(record);
+  }
+  return Status::Ok();
 }
 
 void InodeTable::Forget(uint64_t nodeid, uint64_t count) {
@@ -95,7 +168,10 @@ void InodeTable::Forget(uint64_t nodeid, uint64_t count) {
     count = inode.nlookup;
   }
   inode.nlookup -= count;
+  if (state_ && inode.record != SessionState::kNone) state_->node(inode.record).nlookup = inode.nlookup;
   if (inode.nlookup == 0) {
+    if (state_) state_->FreeNode(inode.record);
+    inode.record = SessionState::kNone;
     if (inode.fd.valid()) held_fds_.fetch_sub(1);
     doomed = std::move(it->second);
     shard.inodes.erase(it);

@@ -24,6 +24,7 @@
 
 #include "common/status.h"
 #include "common/unique_fd.h"
+#include "mount/session_state.h"
 
 namespace cellar::mount {
 
@@ -69,6 +70,9 @@ struct Inode {
 
   // Kernel lookup count; guarded by the owning InodeTable shard's lock.
   uint64_t nlookup = 0;
+  // This inode's record in the SessionState (kNone if it has none); set under the
+  // shard lock when the inode is inserted. nlookup and backing are mirrored there.
+  int32_t record = SessionState::kNone;
 
   // Passthrough backing, shared by every open of this inode (the kernel insists on one
   // backing file per inode). Guarded by mu.
@@ -93,8 +97,9 @@ class InodeFd {
 
 class InodeTable {
  public:
-  // Holds at most max_fds O_PATH fds; inodes beyond are reached by handle.
-  explicit InodeTable(size_t max_fds) : max_fds_(max_fds) {}
+  // Holds at most max_fds O_PATH fds; inodes beyond are reached by handle. Every
+  // inode the kernel holds is mirrored in `state` (may be null: nothing survives).
+  explicit InodeTable(size_t max_fds, SessionState* state = nullptr) : max_fds_(max_fds), state_(state) {}
 
   // The inode known under nodeid, or nullptr (the caller answers ESTALE).
   std::shared_ptr<Inode> Get(uint64_t nodeid) const;
@@ -109,6 +114,11 @@ class InodeTable {
   // kernel/daemon disagreement: logged, and the inode is erased.
   void Forget(uint64_t nodeid, uint64_t count);
 
+  // Re-creates the inode of a predecessor's record (taking a live connection over):
+  // reopens the arena inode by its handle and inserts it with the record's lookup
+  // count. ESTALE if the inode no longer exists.
+  Status Restore(const std::shared_ptr<Volume>& volume, int32_t record);
+
   size_t size() const;
 
  private:
@@ -120,7 +130,14 @@ class InodeTable {
   Shard& ShardOf(uint64_t nodeid) const { return shards_[(nodeid ^ (nodeid >> 32)) % kShards]; }
 
   mutable std::array<Shard, kShards> shards_;
+  // Takes a held-fd slot for `fd` if within budget; otherwise closes it (the inode is
+  // then reached by handle). An inode without a handle keeps its fd regardless.
+  void BudgetFd(UniqueFd& fd, const FileHandle& handle);
+  // Writes a new inode's record (shard lock held).
+  void Record(Inode& inode);
+
   const size_t max_fds_;
+  SessionState* const state_;
   std::atomic<size_t> held_fds_{0};
 };
 

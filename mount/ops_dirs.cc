@@ -107,6 +107,7 @@ int ReaddirCommon(FuseFs& fs, const Request& req, Reply& reply, bool plus) {
   auto* in = req.Arg<fuse_read_in>();
   if (in == nullptr) return EINVAL;
   auto dir = fs.dirs().Get(in->fh);
+  if (!dir && fs.adopted()) dir = fs.ReopenDir(req.in->nodeid, in->fh);  // a predecessor's
   if (!dir) return EBADF;
   DirentWriter out(fs, reply, in->size, plus);
   int err = dir->inode ? ReadArenaDir(*dir, in->offset, out) : ReadRoot(fs, in->offset, out);

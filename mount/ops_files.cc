@@ -43,7 +43,9 @@ void StartOpen(FuseFs& fs, std::shared_ptr<Inode> inode, UniqueFd fd, uint32_t f
   Volume& volume = *file->inode->volume;
   volume.open_files.fetch_add(1, std::memory_order_relaxed);
   if (file->writer) volume.open_writers.fetch_add(1, std::memory_order_relaxed);
+  OpenFile& recorded = *file;
   out->fh = fs.files().Add(std::move(file));
+  fs.RecordFile(out->fh, recorded, ArenaOpenFlags(flags));
 }
 
 }  // namespace
@@ -162,7 +164,8 @@ int DoRelease(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_release_in>();
   if (in == nullptr) return EINVAL;
   auto file = fs.files().Take(in->fh);
-  if (!file) return EBADF;
+  if (!file) return fs.adopted() ? 0 : EBADF;  // a predecessor's handle that could not come back
+  fs.ForgetFile(*file);
   if (file->passthrough) fs.ReleaseBacking(*file->inode);
   Volume& volume = *file->inode->volume;
   volume.open_files.fetch_sub(1, std::memory_order_relaxed);

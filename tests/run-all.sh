@@ -52,6 +52,7 @@ run_suite python "${with_volume[@]}" --size 1Gi --env CELLAR_TEST_VOLUME -- bash
 run_suite deploy "${with_volume[@]}" --size 512Mi --env CELLAR_VOLUME_DIR -- \
   bash tests/deploy/run.sh "$root/build/cellar"
 [ -f tests/e2e/run.sh ] && run_suite e2e bash tests/e2e/run.sh
+[ -f tests/e2e/restart.sh ] && run_suite restart bash tests/e2e/restart.sh
 
 echo
 if ((${#failed_suites[@]})); then echo "failed suites: ${failed_suites[*]} (logs in $logs)"; fi

@@ -1,8 +1,9 @@
 """Checks of the manifests against the cellar binary itself: every flag the
-DaemonSet passes is one `cellar node --help` lists; and `cellar node`, started
-with exactly the rendered arguments (endpoint and state directory moved to a
-temporary directory), reports the driver name, topology key and capabilities
-the manifests rely on. Runs only when a binary is given, and then fails (not
+DaemonSet passes is one `cellar node --help` (or, for the holder sidecar,
+`cellar fd-holder --help`) lists; and `cellar node`, started with exactly the
+rendered arguments (endpoint, state directory and holder socket moved to a
+temporary directory, with `cellar fd-holder` started as the pod would),
+reports the driver name, topology key and capabilities the manifests rely on. Runs only when a binary is given, and then fails (not
 skips) if it is missing or cannot run."""
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import (DEPLOY, REPO, Runner, container, expanded_args, expect, fail, flag_values,
-                     one, run)
+from harness import (DEPLOY, REPO, Runner, container, daemonset_of, expanded_args, expect, fail,
+                     flag_values, one, run)
 
 TOPOLOGY_KEY = "topology.csi.cellar.dev/node"
 NODE = "deploy-check-node"
@@ -38,12 +39,19 @@ def require_binary(binary: str) -> Path:
     return path.resolve()
 
 
+HOLDER = "fd-holder"
+
+
 def cellar_args(objs: list[dict]) -> list[str]:
-    return expanded_args(container(one(objs, "DaemonSet"), "cellar"), {"spec.nodeName": NODE})
+    return expanded_args(container(daemonset_of(objs, "node-plugin"), "cellar"), {"spec.nodeName": NODE})
 
 
-def help_flags(binary: Path) -> set[str]:
-    proc = run([str(binary), "node", "--help"], timeout=20)
+def holder_args(objs: list[dict]) -> list[str]:
+    return expanded_args(container(daemonset_of(objs, "node-plugin"), HOLDER))
+
+
+def help_flags(binary: Path, subcommand: str = "node") -> set[str]:
+    proc = run([str(binary), subcommand, "--help"], timeout=20)
     text = proc.stdout + proc.stderr
     return set(re.findall(r"(?<![\w-])--([a-zA-Z][a-zA-Z0-9-]*)", text))
 
@@ -67,6 +75,17 @@ def check_flags(binary: Path, renders: dict[str, list[dict]]) -> None:
         expect(not positional, f"[{key}] unexpected positional arguments {positional}")
 
 
+def check_holder_flags(binary: Path, renders: dict[str, list[dict]]) -> None:
+    accepted = help_flags(binary, HOLDER)
+    expect(accepted, f"cellar {HOLDER} --help lists no flags")
+    for key, objs in renders.items():
+        args = holder_args(objs)
+        expect(args[:1] == [HOLDER], f"[{key}] the {HOLDER} sidecar does not run `cellar {HOLDER}`")
+        unknown = sorted(set(flag_values(args[1:])) - accepted)
+        expect(not unknown, f"[{key}] the {HOLDER} sidecar passes flags `cellar {HOLDER} --help` does not list: "
+               + ", ".join(f"--{f}" for f in unknown) + f"\n(listed: {', '.join(sorted(accepted))})")
+
+
 # ------------------------------------------------------------- live checks
 
 
@@ -88,18 +107,37 @@ class Plugin:
     """`cellar node` running in a private mount namespace on a temporary
     socket and state directory."""
 
-    def __init__(self, binary: Path, args: list[str], workdir: Path):
+    def __init__(self, binary: Path, args: list[str], workdir: Path, holder: list[str] | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="plugin.", dir=workdir))
         self.socket = self.dir / "csi.sock"
         self.log = self.dir / "cellar.log"
+        self.holder_socket = self.dir / "holder.sock"
+        self.holder = None
         self.args = []
         for a in args:
             if a.startswith("--endpoint="):
                 a = f"--endpoint=unix://{self.socket}"
             elif a.startswith("--state-dir="):
                 a = f"--state-dir={self.dir / 'state'}"
+            elif a.startswith("--fd-holder="):
+                a = f"--fd-holder={self.holder_socket}"
+            elif a.startswith("--handover-socket="):
+                a = f"--handover-socket={self.dir / 'state' / 'handover.sock'}"
             self.args.append(a)
         (self.dir / "state").mkdir()
+        if holder is not None:
+            # The sidecar as the pod starts it, before the plugin: its socket first.
+            hargs = [f"--socket={self.holder_socket}" if a.startswith("--socket=") else a for a in holder]
+            self.holder_log = self.dir / "holder.log"
+            self.holder = subprocess.Popen([str(binary), *hargs], stdout=self.holder_log.open("w"),
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+            deadline = time.monotonic() + 10
+            while not self.holder_socket.exists():
+                if self.holder.poll() is not None or time.monotonic() > deadline:
+                    log = self.holder_log.read_text(errors="replace")[-2000:]
+                    self.stop_holder()
+                    fail(f"cellar {' '.join(hargs)} did not create {self.holder_socket}:\n{log}")
+                time.sleep(0.05)
         cmd = [str(binary), *self.args]
         if os.geteuid() == 0:
             # Mounts the plugin makes (arenas, FUSE) vanish with the namespace.
@@ -120,6 +158,19 @@ class Plugin:
                 fail(f"cellar {' '.join(self.args)} exited {self.proc.returncode} before serving:\n{self.tail()}")
             time.sleep(0.1)
         fail(f"cellar did not create {self.socket} within {timeout}s:\n{self.tail()}")
+
+    def stop_holder(self) -> int | None:
+        if self.holder is None:
+            return None
+        if self.holder.poll() is None:
+            self.holder.send_signal(signal.SIGTERM)
+            try:
+                self.holder.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.holder.pid, signal.SIGKILL)
+                self.holder.wait()
+                return None
+        return self.holder.returncode
 
     def stop(self, timeout: float = 20) -> int | None:
         if self.proc.poll() is None:
@@ -150,7 +201,8 @@ def check_live(binary: Path, objs: list[dict], workdir: Path) -> None:
     driver = one(objs, "CSIDriver")
     sc = one(objs, "StorageClass")
     flags = flag_values(cellar_args(objs)[1:])
-    plugin = Plugin(binary, cellar_args(objs), workdir)
+    holder = holder_args(objs)[:] if "fd-holder" in flags else None
+    plugin = Plugin(binary, cellar_args(objs), workdir, holder)
     try:
         plugin.wait_ready()
         with grpc.insecure_channel(f"unix://{plugin.socket}") as ch:
@@ -197,8 +249,11 @@ def check_live(binary: Path, objs: list[dict], workdir: Path) -> None:
         fail(f"{e.code()}: {e.details()}\n{plugin.tail()}")
     finally:
         code = plugin.stop()
+        holder_code = plugin.stop_holder()
     expect(code == 0, f"cellar node exited {code} on SIGTERM (want 0):\n{plugin.tail()}")
     expect(not plugin.socket.exists(), "cellar node left its socket behind after SIGTERM")
+    if holder is not None:
+        expect(holder_code == 0, f"cellar fd-holder exited {holder_code} on SIGTERM (want 0)")
 
 
 def check_topology_documented() -> None:
@@ -219,8 +274,10 @@ def register(runner: Runner, ctx, binary: str | None) -> None:
     if ctx.renders:
         runner.check("binary: every flag the DaemonSet passes is in `cellar node --help`",
                      check_flags, path, ctx.renders)
+        runner.check(f"binary: every flag the {HOLDER} sidecar passes is in `cellar {HOLDER} --help`",
+                     check_holder_flags, path, ctx.renders)
     for key, objs in ctx.renders.items():
-        ns = one(objs, "DaemonSet")["metadata"]["namespace"]
+        ns = daemonset_of(objs, "node-plugin")["metadata"]["namespace"]
         name = one(objs, "StorageClass")["metadata"]["name"]
-        runner.check(f"binary [{ns}]: cellar node with the rendered args reports driver, topology key, "
-                     f"capabilities ({name})", check_live, path, objs, ctx.workdir)
+        runner.check(f"binary [{ns}]: cellar fd-holder and cellar node with the rendered args report driver, "
+                     f"topology key, capabilities ({name})", check_live, path, objs, ctx.workdir)

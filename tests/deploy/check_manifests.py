@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from harness import (DEPLOY, REPO, TESTS, Runner, container, env_values, expect, expanded_args,
-                     flag_values, ident, kustomize, mount_for, objects_of, one, pod_spec,
-                     render_sh, run, schema_errors, validate_objects, volume)
+from harness import (DEPLOY, REPO, TESTS, Runner, all_containers, container, daemonset_of, env_values,
+                     expect, expanded_args, flag_values, ident, kustomize, mount_for, objects_of, one,
+                     pod_spec, render_sh, run, schema_errors, validate_objects, volume)
 
 # What each rendering must come out as. The StorageClass is
 # <namespace>.<name>.csi; the driver csi.cellar.dev for the default
@@ -30,6 +30,13 @@ EXPECTED = {
 VINEYARD_OVERLAY = DEPLOY / "overlays" / "vineyard-system.vineyardd-sample"
 CLUSTER_SCOPED = {"Namespace", "CSIDriver", "StorageClass", "ClusterRole", "ClusterRoleBinding"}
 SOCKET_CONTAINERS = ["cellar", "csi-provisioner", "node-driver-registrar", "liveness-probe"]
+# The fd-holder sidecar: `cellar fd-holder --socket HOLDER_SOCKET`, the socket
+# on a per-pod emptyDir that the cellar container mounts too.
+HOLDER = "fd-holder"
+HOLDER_SOCKET = "/run/cellar-holder/holder.sock"
+# Pinned images other than the kubernetes-csi sidecars, and the file whose
+# header comment documents each.
+OTHER_IMAGES = {"registry.k8s.io/pause:3.10": "memory-reservation.yaml"}
 # Host paths every deployment may share: they are the kubelet's or the kernel's.
 SHARED_HOST_PATHS = {"/dev", "/var/lib/kubelet/pods", "/var/lib/kubelet/plugins_registry"}
 
@@ -73,7 +80,13 @@ class Context:
 
 
 def daemonset(objs: list[dict]) -> dict:
-    return one(objs, "DaemonSet")
+    """The node plugin DaemonSet (cellar node and its sidecars)."""
+    return daemonset_of(objs, "node-plugin")
+
+
+def reservation(objs: list[dict]) -> dict:
+    """The DaemonSet of placeholder pods that reserve the node capacity."""
+    return daemonset_of(objs, "memory-reservation")
 
 
 def socket_path(arg: str) -> str:
@@ -118,9 +131,9 @@ def check_identity(objs: list[dict], exp: dict) -> None:
                    f"{ident(o)} lacks label app.kubernetes.io/instance={name}")
         for s in o.get("subjects", []):
             expect(s.get("namespace") == ns, f"{ident(o)} binds a subject in {s.get('namespace')}, not {ns}")
-    ds = daemonset(objs)
-    expect(ds["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/instance") == name,
-           f"{ident(ds)} selector does not select instance {name}")
+    for ds in objects_of(objs, "DaemonSet"):
+        expect(ds["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/instance") == name,
+               f"{ident(ds)} selector does not select instance {name}")
 
 
 def check_csidriver(objs: list[dict], exp: dict) -> None:
@@ -223,11 +236,12 @@ def check_node_plugin(objs: list[dict], exp: dict) -> None:
     expect(volume(ds, smount[0]["name"])["hostPath"]["path"] == state, "state directory hostPath differs from --state-dir")
     dev = mount_for(c, "/dev/fuse")
     expect(dev is not None and volume(ds, dev[0]["name"])["hostPath"]["path"] == "/dev", "cellar must mount /dev")
-    # Capacity from one setting.
+    # Capacity from one setting: --capacity and the reservation's request
+    # (the plugin's own request is its daemon's memory, see check_reservation).
     cap_env = env_values(c).get("CELLAR_CAPACITY")
-    request = c.get("resources", {}).get("requests", {}).get("memory")
+    request = container(reservation(objs), "reserve").get("resources", {}).get("requests", {}).get("memory")
     expect(flags["capacity"] == cap_env == request == exp["capacity"],
-           f"capacity disagrees: --capacity={flags['capacity']}, request={request}, want {exp['capacity']}")
+           f"capacity disagrees: --capacity={flags['capacity']}, reserved={request}, want {exp['capacity']}")
     # Health: liveness through the livenessprobe sidecar, and readiness.
     lp_flags = flag_values(container(ds, "liveness-probe").get("args", []))
     probe_port = (lp_flags.get("http-endpoint") or "").rpartition(":")[2] or lp_flags.get("health-port") or "9808"
@@ -239,12 +253,160 @@ def check_node_plugin(objs: list[dict], exp: dict) -> None:
         port = ports.get(port, port)
         expect(str(port) == str(probe_port), f"cellar {kind} asks port {port}; livenessprobe serves {probe_port}")
     # Every container asks for resources; graceful termination; every node.
-    for k in spec["containers"]:
+    for k in all_containers(ds):
         req = k.get("resources", {}).get("requests", {})
         expect("cpu" in req and "memory" in req, f"container {k['name']} has no cpu/memory request")
-    expect(spec.get("terminationGracePeriodSeconds", 30) >= 10, "terminationGracePeriodSeconds is too short")
+    expect(spec.get("terminationGracePeriodSeconds", 30) >= 30,
+           "terminationGracePeriodSeconds is shorter than 30 s (RPCs and a hand-over in progress must finish)")
     expect(any(t.get("operator") == "Exists" and not t.get("key") for t in spec.get("tolerations", [])),
            "the node plugin must tolerate every taint (operator: Exists)")
+
+
+def host_path_of(ds: dict, c: dict, path: str) -> str | None:
+    """Where `path` inside container c is on the host, if on a hostPath."""
+    found = mount_for(c, path)
+    if found is None:
+        return None
+    src = volume(ds, found[0]["name"]).get("hostPath")
+    return f"{src['path'].rstrip('/')}/{found[1]}".rstrip("/") if src else None
+
+
+def handover_socket(objs: list[dict]) -> str:
+    """The hand-over socket `cellar node` uses: --handover-socket, or its
+    default <state-dir>/handover.sock."""
+    flags = cellar_flags(objs)
+    return flags.get("handover-socket") or f"{flags['state-dir'].rstrip('/')}/handover.sock"
+
+
+def check_fd_holder(objs: list[dict]) -> None:
+    """`cellar fd-holder` as a native sidecar that starts before and stops
+    after `cellar node`, on a socket both containers see in a per-pod
+    emptyDir; `cellar node --fd-holder` names that socket."""
+    ds = daemonset(objs)
+    spec = pod_spec(ds)
+    inits = spec.get("initContainers", [])
+    expect(any(k["name"] == HOLDER for k in inits),
+           f"{HOLDER} must be an init container (a native sidecar), not a plain container")
+    expect(not any(k["name"] == HOLDER for k in spec["containers"]), f"{HOLDER} is also a plain container")
+    holder = container(ds, HOLDER)
+    expect(holder.get("restartPolicy") == "Always",
+           f"{HOLDER} needs restartPolicy: Always (a native sidecar: restarted, and stopped after the plugin)")
+    before = [k["name"] for k in inits[:inits.index(holder)] if k.get("restartPolicy") != "Always"]
+    expect(not before, f"init containers {before} run to completion before {HOLDER}")
+    args = expanded_args(holder)
+    expect(args[:1] == ["fd-holder"], f"{HOLDER} runs {args}, want `cellar fd-holder ...`")
+    hflags = flag_values(args[1:])
+    expect(hflags.get("socket") == HOLDER_SOCKET, f"{HOLDER} --socket is {hflags.get('socket')!r}, want {HOLDER_SOCKET}")
+    positional = [a for a in args[1:] if not a.startswith("--")]
+    expect(not positional, f"{HOLDER}: unexpected positional arguments {positional}")
+    expect(hflags.get("log-level") == cellar_flags(objs).get("log-level"),
+           f"{HOLDER} --log-level {hflags.get('log-level')!r} differs from cellar node's")
+    # The socket: on one emptyDir volume, at the same place, in both containers.
+    plugin = container(ds, "cellar")
+    node_flag = cellar_flags(objs).get("fd-holder") or env_values(plugin).get("CELLAR_FD_HOLDER")
+    expect(node_flag, "cellar node has no --fd-holder (nor env CELLAR_FD_HOLDER)")
+    in_holder, in_plugin = mount_for(holder, HOLDER_SOCKET), mount_for(plugin, node_flag)
+    expect(in_holder is not None, f"{HOLDER}: {HOLDER_SOCKET} is on no volume mount")
+    expect(in_plugin is not None, f"cellar: --fd-holder {node_flag} is on no volume mount")
+    expect((in_holder[0]["name"], in_holder[1]) == (in_plugin[0]["name"], in_plugin[1]),
+           f"fd-holder listens on {in_holder[0]['name']}:{in_holder[1]}, "
+           f"cellar node connects to {in_plugin[0]['name']}:{in_plugin[1]}")
+    shared = volume(ds, in_holder[0]["name"])
+    expect("emptyDir" in shared, f"the holder socket volume {shared['name']} must be a per-pod emptyDir, is {shared}")
+    expect(not in_holder[0].get("readOnly") and not in_plugin[0].get("readOnly"),
+           "the holder socket volume must be writable in both containers")
+    # Started only once the socket exists, so `cellar node` finds it.
+    probe = holder.get("startupProbe", {}).get("exec", {}).get("command", [])
+    expect(HOLDER_SOCKET in probe, f"{HOLDER} needs a startupProbe that waits for {HOLDER_SOCKET}, has {probe}")
+    # Cheap and unprivileged, but root like the plugin.
+    sc = holder.get("securityContext", {})
+    expect(not sc.get("privileged"), f"{HOLDER} must not be privileged")
+    expect(sc.get("runAsUser") == 0, f"{HOLDER} must run as root (runAsUser: 0), like the plugin")
+    expect(sc.get("allowPrivilegeEscalation") is False, f"{HOLDER} must set allowPrivilegeEscalation: false")
+    expect("ALL" in sc.get("capabilities", {}).get("drop", []), f"{HOLDER} must drop all capabilities")
+    requests = holder.get("resources", {}).get("requests", {})
+    expect(requests.get("cpu") and requests.get("memory"), f"{HOLDER} needs cpu and memory requests")
+    expect(not any(m["name"] in ("state-dir", "dev-dir", "kubelet-pods-dir") for m in holder.get("volumeMounts", [])),
+           f"{HOLDER} mounts host paths it does not need")
+
+
+def check_handover(objs: list[dict], exp: dict) -> None:
+    """--after-handover=wait, and the hand-over socket on the deployment's
+    state directory (a hostPath that the old and the new pod both see)."""
+    flags = cellar_flags(objs)
+    expect(flags.get("after-handover") == "wait",
+           f"cellar node --after-handover is {flags.get('after-handover')!r}, want wait (an exited old "
+           "container would be restarted and take the node back)")
+    sock = handover_socket(objs)
+    state = f"/var/lib/cellar/{exp['namespace']}/{exp['name']}"
+    expect(sock.startswith(state + "/"), f"hand-over socket {sock} is not in the state directory {state}")
+    ds = daemonset(objs)
+    expect(host_path_of(ds, container(ds, "cellar"), sock) == sock,
+           f"hand-over socket {sock} is not at the same path on the host (hostPath)")
+
+
+def int_or_percent(value) -> str:
+    return str(value) if value is not None else "absent"
+
+
+def check_rollout(objs: list[dict]) -> None:
+    """Rolling update with a surge (new pod beside the old one), nothing that
+    would stop two plugin pods sharing a node, and readiness/termination as
+    the hand-over needs them."""
+    ds = daemonset(objs)
+    strategy = ds["spec"].get("updateStrategy", {})
+    ru = strategy.get("rollingUpdate", {})
+    expect(strategy.get("type", "RollingUpdate") == "RollingUpdate", f"updateStrategy is {strategy.get('type')}")
+    expect(str(ru.get("maxSurge")) == "1", f"maxSurge is {int_or_percent(ru.get('maxSurge'))}, want 1")
+    expect(str(ru.get("maxUnavailable")) == "0", f"maxUnavailable is {int_or_percent(ru.get('maxUnavailable'))}, want 0")
+    expect(ds["spec"].get("minReadySeconds", 0) >= 5,
+           "minReadySeconds < 5: the old pod could be deleted before the new daemon has taken over")
+    # A surge pod must fit beside the old one: no host ports, no host network.
+    for d in objects_of(objs, "DaemonSet"):
+        spec = pod_spec(d)
+        expect(not spec.get("hostNetwork"), f"{ident(d)} uses hostNetwork")
+        for c in all_containers(d):
+            for port in c.get("ports", []):
+                expect("hostPort" not in port, f"{ident(d)}: container {c['name']} port {port} uses a hostPort")
+    # Readiness and liveness of the plugin go through the driver's Probe.
+    plugin = container(ds, "cellar")
+    expect(plugin.get("readinessProbe"), "cellar has no readinessProbe")
+    # The old daemon idles until SIGTERM; nothing in the pod may make it exit.
+    expect(pod_spec(ds).get("restartPolicy", "Always") == "Always", "the plugin pod must restart containers")
+    # The registrar's liveness bounds the registration gap when the old pod goes.
+    reg = container(ds, "node-driver-registrar").get("livenessProbe", {})
+    gap = reg.get("periodSeconds", 10) * reg.get("failureThreshold", 3)
+    expect(reg.get("httpGet") and gap <= 15,
+           f"registrar liveness detects a removed registration socket after {gap} s; keep it <= 15 s")
+    # The memory budget must not be asked for twice during a surge.
+    mem = container(ds, "cellar").get("resources", {}).get("requests", {}).get("memory", "")
+    cap = env_values(container(ds, "cellar")).get("CELLAR_CAPACITY")
+    expect(mem != cap, f"the plugin requests the capacity ({cap}) itself; a surge pod would reserve it twice")
+
+
+def check_reservation(objs: list[dict], exp: dict) -> None:
+    """The capacity reserved by placeholder pods that never surge, on the
+    same nodes as the plugin, and the two DaemonSets never adopting each
+    other's pods."""
+    ds, res = daemonset(objs), reservation(objs)
+    expect(len(objects_of(objs, "DaemonSet")) == 2, "want exactly two DaemonSets (node plugin, memory reservation)")
+    ru = res["spec"].get("updateStrategy", {}).get("rollingUpdate", {})
+    expect(str(ru.get("maxSurge", 0)) == "0", f"{ident(res)} must not surge (it would reserve the memory twice)")
+    spec, pspec = pod_spec(res), pod_spec(ds)
+    for key in ["priorityClassName", "nodeSelector", "tolerations"]:
+        expect(spec.get(key) == pspec.get(key), f"{ident(res)} {key} differs from the plugin's")
+    reserve = container(res, "reserve")
+    expect(reserve.get("resources", {}).get("requests", {}).get("memory") == exp["capacity"],
+           f"{ident(res)} reserves {reserve.get('resources')}, want memory {exp['capacity']}")
+    limit = reserve.get("resources", {}).get("limits", {}).get("memory")
+    expect(limit in (None, exp["capacity"]), f"{ident(res)} memory limit {limit} differs from its request")
+    expect(spec.get("automountServiceAccountToken") is False, f"{ident(res)} needs no API token")
+    for a, b in [(ds, res), (res, ds)]:
+        sel = a["spec"]["selector"]["matchLabels"]
+        labels = b["spec"]["template"]["metadata"]["labels"]
+        expect(not all(labels.get(k) == v for k, v in sel.items()), f"{ident(a)} selects the pods of {ident(b)}")
+        own = a["spec"]["template"]["metadata"]["labels"]
+        expect(all(own.get(k) == v for k, v in sel.items()), f"{ident(a)} does not select its own pods")
 
 
 def check_provisioner(objs: list[dict]) -> None:
@@ -298,6 +460,17 @@ def check_rbac(objs: list[dict]) -> None:
                f"{ident(binding)} does not bind exactly ServiceAccount {ns}/{sa_name}")
 
 
+def documented_images() -> set[str]:
+    """The OTHER_IMAGES whose file documents them in its header comment."""
+    out = set()
+    for image, name in OTHER_IMAGES.items():
+        repo, _, tag = image.rpartition(":")
+        text = (DEPLOY / "kubernetes" / "base" / name).read_text()
+        if re.search(rf"^#.*{re.escape(repo)}\s+{re.escape(tag)}\b", text, re.M):
+            out.add(image)
+    return out
+
+
 def pinned_sidecars() -> dict[str, str]:
     """The sidecar versions named in the comment at the top of daemonset.yaml."""
     text = (DEPLOY / "kubernetes" / "base" / "daemonset.yaml").read_text()
@@ -306,13 +479,18 @@ def pinned_sidecars() -> dict[str, str]:
 
 
 def check_images(objs: list[dict], cellar_image: str = "cellar:0.1.0") -> None:
-    ds = daemonset(objs)
     documented = pinned_sidecars()
     expect(len(documented) == 3, f"daemonset.yaml documents {documented}, want the three sidecar versions")
-    for c in pod_spec(ds)["containers"]:
+    others = documented_images()
+    expect(container(daemonset(objs), HOLDER)["image"] == cellar_image,
+           f"{HOLDER} must run the cellar image {cellar_image}")
+    for c in [c for ds in objects_of(objs, "DaemonSet") for c in all_containers(ds)]:
         image = c["image"]
-        if c["name"] == "cellar":
-            expect(image == cellar_image, f"cellar image is {image}, want {cellar_image}")
+        if c["name"] in ("cellar", HOLDER):
+            expect(image == cellar_image, f"{c['name']} image is {image}, want {cellar_image}")
+            continue
+        if image in OTHER_IMAGES:
+            expect(image in others, f"{image} is not documented in the header of {OTHER_IMAGES[image]}")
             continue
         m = re.fullmatch(r"registry\.k8s\.io/sig-storage/([a-z-]+):(v\d+\.\d+\.\d+)", image)
         expect(m is not None, f"container {c['name']}: image {image} is not a pinned registry.k8s.io/sig-storage release")
@@ -327,14 +505,17 @@ def footprint(objs: list[dict]) -> dict[str, set]:
     ds = daemonset(objs)
     host_paths = {v["hostPath"]["path"] for v in pod_spec(ds).get("volumes", []) if "hostPath" in v}
     reg = env_values(container(ds, "node-driver-registrar")).get("DRIVER_REG_SOCK_PATH")
+    host_paths |= {v["hostPath"]["path"] for d in objects_of(objs, "DaemonSet")
+                   for v in pod_spec(d).get("volumes", []) if "hostPath" in v} - SHARED_HOST_PATHS
     return {
         "cluster-scoped objects": {(o["kind"], o["metadata"]["name"]) for o in objs
                                    if o["kind"] in CLUSTER_SCOPED and o["kind"] != "Namespace"},
         "namespaced objects": {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs
                                if o["kind"] not in CLUSTER_SCOPED},
         "host paths": (host_paths - SHARED_HOST_PATHS) | {reg},
-        "DaemonSet selectors": {(ds["metadata"]["namespace"],
-                                 tuple(sorted(ds["spec"]["selector"]["matchLabels"].items())))},
+        "hand-over sockets": {handover_socket(objs)},
+        "DaemonSet selectors": {(d["metadata"]["namespace"], tuple(sorted(d["spec"]["selector"]["matchLabels"].items())))
+                                for d in objects_of(objs, "DaemonSet")},
     }
 
 
@@ -376,9 +557,16 @@ def check_render_options(ctx: Context) -> None:
     _, objs = render_sh("team-a", "scratch", "--capacity", "512Mi", "--image", image,
                         "--log-level", "debug", workdir=ctx.workdir)
     check_identity(objs, {"namespace": "team-a", "name": "scratch", "storage_class": "team-a.scratch.csi"})
-    check_node_plugin(objs, {"namespace": "team-a", "name": "scratch", "capacity": "512Mi"})
+    exp = {"namespace": "team-a", "name": "scratch", "capacity": "512Mi"}
+    check_node_plugin(objs, exp)
+    check_reservation(objs, exp)
+    check_fd_holder(objs)
+    check_handover(objs, exp)
+    check_rollout(objs)
     check_images(objs, cellar_image=image)
     expect(cellar_flags(objs).get("log-level") == "debug", "--log-level did not reach cellar node")
+    holder_level = flag_values(expanded_args(container(daemonset(objs), HOLDER))).get("log-level")
+    expect(holder_level == "debug", f"--log-level did not reach cellar fd-holder ({holder_level})")
     expect(one(objs, "CSIDriver")["metadata"]["name"] == "scratch.team-a.csi.cellar.dev", "derived driver name")
 
 
@@ -408,6 +596,16 @@ def check_broken_manifest_fails() -> None:
     for obj, path, word in BROKEN_EXPECTED:
         hit = [line for line in lines if f": {obj}: {path}: " in line and word in line]
         expect(hit, f"no error for {obj} at {path} mentioning {word!r}; got:\n" + "\n".join(lines))
+
+
+def check_requirements_documented() -> None:
+    """The Kubernetes version native sidecars need is stated where operators look."""
+    readme = (DEPLOY / "README.md").read_text()
+    expect("Kubernetes 1.29 or later" in readme, "deploy/README.md does not state Kubernetes 1.29 or later")
+    header = (DEPLOY / "kubernetes" / "base" / "daemonset.yaml").read_text()
+    expect(">= 1.29" in header, "daemonset.yaml does not state Kubernetes >= 1.29")
+    for word in ["maxSurge", "fd-holder", "What failures cost", "node reboot"]:
+        expect(word in readme, f"deploy/README.md does not mention {word!r}")
 
 
 def check_settings_documented() -> None:
@@ -445,6 +643,14 @@ def register(runner: Runner, ctx: Context) -> None:
         runner.check(f"contract {tag}: plugin, registrar, provisioner, probe share one socket", check_sockets, objs)
         runner.check(f"contract {tag}: node plugin (privileged, mounts, capacity, probes, requests)",
                      check_node_plugin, objs, exp)
+        runner.check(f"contract {tag}: fd-holder native sidecar, shared socket volume, cellar --fd-holder",
+                     check_fd_holder, objs)
+        runner.check(f"contract {tag}: --after-handover=wait, hand-over socket on the state-dir hostPath",
+                     check_handover, objs, exp)
+        runner.check(f"contract {tag}: rolling update maxSurge 1/maxUnavailable 0, no hostPort, readiness, "
+                     "termination", check_rollout, objs)
+        runner.check(f"contract {tag}: capacity reserved by a DaemonSet that never surges", check_reservation,
+                     objs, exp)
         runner.check(f"contract {tag}: csi-provisioner distributed provisioning flags", check_provisioner, objs)
         runner.check(f"contract {tag}: RBAC is exactly what the provisioner needs", check_rbac, objs)
         runner.check(f"contract {tag}: images pinned, cellar image from kustomize images:", check_images, objs)
@@ -463,6 +669,7 @@ def register(runner: Runner, ctx: Context) -> None:
     runner.check("render.sh: --capacity/--image/--log-level reach the objects", check_render_options, ctx)
     runner.check("render.sh: rejects invalid names, sizes and levels", check_render_rejects, ctx)
     runner.check("settings: every setting is replaced, settings never applied", check_settings_documented)
+    runner.check("docs: Kubernetes >= 1.29, rollout and failure costs documented", check_requirements_documented)
     runner.check("schema: a broken manifest fails, naming object and field", check_broken_manifest_fails)
 
 

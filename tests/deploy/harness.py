@@ -133,11 +133,27 @@ def pod_spec(daemonset: dict) -> dict:
     return daemonset["spec"]["template"]["spec"]
 
 
+def all_containers(daemonset: dict) -> list[dict]:
+    """The init containers (native sidecars among them) and the containers."""
+    spec = pod_spec(daemonset)
+    return spec.get("initContainers", []) + spec["containers"]
+
+
 def container(daemonset: dict, name: str) -> dict:
-    for c in pod_spec(daemonset)["containers"]:
+    """A container or init container by name."""
+    for c in all_containers(daemonset):
         if c["name"] == name:
             return c
     fail(f"{ident(daemonset)} has no container {name!r}")
+
+
+def daemonset_of(objs: list[dict], component: str) -> dict:
+    """The DaemonSet labelled app.kubernetes.io/component=<component>:
+    node-plugin (cellar node and its sidecars) or memory-reservation."""
+    found = [o for o in objects_of(objs, "DaemonSet")
+             if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component]
+    expect(len(found) == 1, f"expected one DaemonSet with component {component}, found {len(found)}")
+    return found[0]
 
 
 def volume(daemonset: dict, name: str) -> dict:

@@ -9,9 +9,10 @@
 #   checks the contracts between the objects;
 # - checks deploy/Dockerfile without building it;
 # - with CELLAR_BINARY (e.g. build/cellar): checks the DaemonSet's flags
-#   against `cellar node --help` and starts `cellar node` with the rendered
-#   arguments to compare driver name, topology key and capabilities. A given
-#   binary that does not exist fails the run;
+#   against `cellar node --help` and `cellar fd-holder --help`, and starts
+#   `cellar fd-holder` and `cellar node` with the rendered arguments to
+#   compare driver name, topology key and capabilities. A given binary that
+#   does not exist fails the run;
 # - runs the example step code for real on $CELLAR_VOLUME_DIR (a mounted
 #   Cellar volume) or, without it, on a tmpfs mounted for the purpose; and
 #   parses every example pipeline definition.

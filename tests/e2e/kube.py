@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -143,6 +144,12 @@ class CellarNode:
     passthrough: bool = True
     max_volumes: int = 64
     log_level: str = "info"
+    fd_holder: Path | None = None   # --fd-holder: a CellarHolder's socket
+    extra_args: tuple = ()          # more flags, after the ones above
+    # Each start logs to a file of its own (cellar.log, cellar.2.log, ...), so the two
+    # processes of a takeover can be told apart.
+    log_per_start: bool = False
+    starts: int = 0
     proc: subprocess.Popen | None = None
 
     @property
@@ -155,71 +162,179 @@ class CellarNode:
 
     @property
     def log_path(self) -> Path:
+        if self.log_per_start and self.starts > 1:
+            return self.home / f"cellar.{self.starts}.log"
         return self.home / "cellar.log"
 
     @property
     def pid_file(self) -> Path:
         return self.home / "cellar.pid"
 
-    def start(self, timeout: float = 30.0) -> grpc.Channel:
-        self.home.mkdir(parents=True, exist_ok=True)
+    def args(self) -> list[str]:
         args = [str(self.binary), "node", "--endpoint", f"unix://{self.socket}",
                 "--node-id", self.node_id, "--state-dir", str(self.state_dir),
                 "--capacity", self.capacity, "--max-volumes", str(self.max_volumes),
                 "--log-level", self.log_level, "--driver-name", DRIVER]
         if not self.passthrough:
             args.append("--no-passthrough")
+        if self.fd_holder is not None:
+            args += ["--fd-holder", str(self.fd_holder)]
+        return args + list(self.extra_args)
+
+    def _spawn(self) -> subprocess.Popen:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.log_per_start:
+            self.starts += 1
         log = open(self.log_path, "ab")
         # Its own session: a Ctrl-C at the terminal reaches the harness, which then
         # tears down in order, not the daemon.
-        self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        proc = subprocess.Popen(self.args(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
         log.close()
-        self.pid_file.write_text(f"{self.proc.pid}\n")
+        self.pid_file.write_text(f"{proc.pid}\n")
+        return proc
+
+    def start(self, timeout: float = 30.0) -> grpc.Channel:
+        self.proc = self._spawn()
+        return self._wait_ready(timeout)
+
+    def takeover(self, timeout: float = 30.0) -> tuple[grpc.Channel, int]:
+        """Starts a second process with the same arguments while this one runs, as an
+        upgrade does. Returns once the old process has exited (with its exit code) and
+        the new one answers Probe: until the hand-over completes the socket may still
+        be answered by the old one."""
+        old = self.proc
+        if old is None or old.poll() is not None:
+            raise RuntimeError("takeover: no running process to take over from")
+        self.proc = self._spawn()
         deadline = time.monotonic() + timeout
-        identity = None
+        while old.poll() is None:
+            if self.proc.poll() is not None:
+                self.proc, new = old, self.proc
+                raise RuntimeError(f"the new cellar node exited with {new.returncode} while "
+                                   f"taking over:\n{self.log()}")
+            if time.monotonic() > deadline:
+                new, self.proc = self.proc, old
+                new.kill()
+                new.wait()
+                raise RuntimeError(f"the old cellar node (pid {old.pid}) still runs {timeout}s "
+                                   f"after a takeover started:\n{self.log()}")
+            time.sleep(0.02)
+        return self._wait_ready(max(1.0, deadline - time.monotonic())), old.returncode
+
+    def _wait_ready(self, timeout: float) -> grpc.Channel:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"cellar node exited with {self.proc.returncode}:\n{self.log()}")
-            if identity is None and self.socket.exists():
+            if self.socket.exists():
+                # A fresh channel per attempt: the socket may be a stale one (a restart)
+                # or the old process's (a takeover), and a channel that failed to connect
+                # backs off for seconds before it looks again.
                 channel = grpc.insecure_channel(f"unix://{self.socket}")
-                identity = pb_grpc.IdentityStub(channel)
-            if identity is not None:
                 try:
-                    r = identity.Probe(pb.ProbeRequest(), timeout=1.0)
+                    r = pb_grpc.IdentityStub(channel).Probe(pb.ProbeRequest(), timeout=1.0)
                     if not r.HasField("ready") or r.ready.value:
                         return channel
                 except grpc.RpcError:
                     pass
+                channel.close()
             time.sleep(0.05)
         self.stop(sig=signal.SIGKILL)
         raise RuntimeError(f"cellar node did not become ready in {timeout}s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode
+        rc = end_process(self.proc, sig, timeout)
         self.proc = None
         self.pid_file.unlink(missing_ok=True)
         return rc
 
     def log(self) -> str:
+        return tail(self.log_path)
+
+
+def end_process(proc: subprocess.Popen | None, sig: int, timeout: float) -> int | None:
+    """Sends sig, waits, SIGKILLs after timeout; the exit code (None: no process)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(sig)
         try:
-            return self.log_path.read_text(errors="replace")[-6000:]
-        except OSError:
-            return ""
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
-def stale_nodes(root: Path) -> list[int]:
-    """Pids of `cellar node` processes whose state dir or socket lies under root: what an
-    interrupted run left behind (its pid file may be gone with it)."""
+def tail(path: Path, chars: int = 6000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+@dataclass
+class CellarHolder:
+    """One `cellar fd-holder` process: it holds the FUSE connection's descriptors for
+    the `cellar node` started with `--fd-holder <socket>`, so the connection outlives a
+    crash of the node."""
+    home: Path
+    binary: Path = REPO / "build" / "cellar"
+    log_level: str = "info"
+    proc: subprocess.Popen | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.home / "holder.sock"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "holder.log"
+
+    def _socket_id(self):
+        try:
+            st = os.lstat(self.socket)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_ctime_ns) if stat.S_ISSOCK(st.st_mode) else None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Starts it and waits for its socket. A socket left by a holder that died is
+        there already; readiness is a socket that was not there before."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        before = self._socket_id()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(self.binary), "fd-holder", "--socket", str(self.socket),
+                                      "--log-level", self.log_level],
+                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cellar fd-holder exited with {self.proc.returncode}:\n"
+                                   f"{self.log()}")
+            now = self._socket_id()
+            if now is not None and now != before:
+                return
+            time.sleep(0.02)
+        self.stop(sig=signal.SIGKILL)
+        raise RuntimeError(f"cellar fd-holder made no socket in {timeout}s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        rc = end_process(self.proc, sig, timeout)
+        self.proc = None
+        return rc
+
+    def log(self) -> str:
+        return tail(self.log_path)
+
+
+def stale_nodes(root: Path, commands=(b"node", b"fd-holder")) -> list[int]:
+    """Pids of `cellar node` (and `cellar fd-holder`) processes whose state dir or socket
+    lies under root: what an interrupted run left behind (its pid file may be gone with
+    it)."""
     prefix = str(root).rstrip("/").encode() + b"/"
     pids = []
     for entry in Path("/proc").iterdir():
@@ -229,7 +344,7 @@ def stale_nodes(root: Path) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if len(argv) > 1 and argv[0].endswith(b"cellar") and argv[1] == b"node" and any(
+        if len(argv) > 1 and argv[0].endswith(b"cellar") and argv[1] in commands and any(
                 a.startswith(prefix) or a.startswith(b"unix://" + prefix) for a in argv):
             pids.append(int(entry.name))
     return pids

@@ -1,0 +1,126 @@
+#include "mount/fd_holder.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+
+#include "common/logging.h"
+
+namespace cellar::mount {
+namespace {
+
+// "VERB key" -> {verb, key}; key may be empty.
+std::pair<std::string, std::string> SplitRequest(const std::string& text) {
+  auto space = text.find(' ');
+  if (space == std::string::npos) return {text, ""};
+  return {text.substr(0, space), text.substr(space + 1)};
+}
+
+class Holder {
+ public:
+  // Answers one request record on `client`.
+  void Serve(int client) {
+    auto msg = ReceiveMessage(client, 5000);
+    if (!msg.ok()) return;  // a peer that connects and goes away (PrepareSocketPath's probe)
+    auto [verb, key] = SplitRequest(msg->text);
+    Status st;
+    if (key.empty()) {
+      st = SendMessage(client, "ERR request without a key");
+    } else if (verb == "PUT") {
+      held_[key] = std::move(msg->fds);
+      SPDLOG_INFO("holding {} fds for {}", held_[key].size(), key);
+      st = SendMessage(client, "OK");
+    } else if (verb == "GET" || verb == "HAS") {
+      auto it = held_.find(key);
+      if (it == held_.end()) {
+        st = SendMessage(client, "NONE");
+      } else {
+        std::vector<int> fds;
+        if (verb == "GET") {
+          for (const auto& fd : it->second) fds.push_back(fd.get());
+        }
+        st = SendMessage(client, "OK", fds);
+        if (verb == "GET") SPDLOG_INFO("handed {} fds for {}", fds.size(), key);
+      }
+    } else if (verb == "DROP") {
+      held_.erase(key);
+      SPDLOG_INFO("dropped {}", key);
+      st = SendMessage(client, "OK");
+    } else {
+      st = SendMessage(client, "ERR unknown request " + verb);
+    }
+    if (!st.ok()) SPDLOG_WARN("answering {}: {}", verb, st.ToString());
+  }
+
+ private:
+  std::map<std::string, std::vector<UniqueFd>> held_;
+};
+
+}  // namespace
+
+Status RunFdHolder(const std::filesystem::path& socket) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  UniqueFd sfd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  if (!sfd) return ErrnoError("signalfd");
+  ASSIGN_OR_RETURN(UniqueFd listener, ListenSeqpacket(socket, 0600));
+  SPDLOG_INFO("fd holder serving {}", socket.string());
+  Holder holder;
+  for (;;) {
+    pollfd fds[2] = {{listener.get(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("poll");
+    }
+    if (fds[1].revents & POLLIN) {
+      SPDLOG_INFO("signal: fd holder stopping; connections it held close with it");
+      break;
+    }
+    if (fds[0].revents & POLLIN) {
+      UniqueFd client(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (client) holder.Serve(client.get());
+    }
+  }
+  ::unlink(socket.c_str());
+  return Status::Ok();
+}
+
+Result<FdMessage> FdHolderClient::Call(const std::string& text, const std::vector<int>& fds) const {
+  ASSIGN_OR_RETURN(UniqueFd conn, ConnectSeqpacket(socket_));
+  RETURN_IF_ERROR(SendMessage(conn.get(), text, fds));
+  ASSIGN_OR_RETURN(FdMessage reply, ReceiveMessage(conn.get(), 5000));
+  if (reply.text.rfind("ERR", 0) == 0) {
+    return Status(Code::kInternal, fmt::format("fd holder {}: {}", socket_.string(), reply.text));
+  }
+  return reply;
+}
+
+Status FdHolderClient::Put(const std::string& key, const std::vector<int>& fds) const {
+  ASSIGN_OR_RETURN(FdMessage reply, Call("PUT " + key, fds));
+  return Status::Ok();
+}
+
+Result<std::vector<UniqueFd>> FdHolderClient::Get(const std::string& key) const {
+  ASSIGN_OR_RETURN(FdMessage reply, Call("GET " + key, {}));
+  if (reply.text != "OK") return std::vector<UniqueFd>{};
+  return std::move(reply.fds);
+}
+
+Result<bool> FdHolderClient::Has(const std::string& key) const {
+  ASSIGN_OR_RETURN(FdMessage reply, Call("HAS " + key, {}));
+  return reply.text == "OK";
+}
+
+Status FdHolderClient::Drop(const std::string& key) const {
+  ASSIGN_OR_RETURN(FdMessage reply, Call("DROP " + key, {}));
+  return Status::Ok();
+}
+
+}  // namespace cellar::mount

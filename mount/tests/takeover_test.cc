@@ -1,0 +1,209 @@
+// Taking a live FUSE connection over: a successor server given the predecessor's files
+// (as the fd holder or a hand-over passes them) serves the same mount, so files opened
+// before keep working, calls made while no daemon ran complete, and the lookup counts
+// the kernel holds stay consistent. Also the fd holder's protocol, against a real
+// holder process.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "mount/fd_holder.h"
+#include "mount/fuse_mount.h"
+#include "mount/session_state.h"
+#include "mount/tests/fuse_fixture.h"
+
+namespace cellar::mount::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class TakeoverTest : public FuseFixture {
+ protected:
+  // Stops the serving threads of server_, keeps its connection in `fds` and drops it.
+  std::vector<UniqueFd> Abandon() {
+    server_->Pause();
+    std::vector<UniqueFd> fds;
+    for (int fd : server_->ExportFds()) fds.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    EXPECT_TRUE(server_->Stop(/*keep_connection=*/true).ok());
+    server_.reset();
+    return fds;
+  }
+
+  void Succeed(std::vector<UniqueFd> fds) {
+    FuseConfig config;
+    config.mountpoint = mnt_;
+    config.passthrough = passthrough();
+    config.threads = 2;  // fewer than the predecessor: its extra clones are still served
+    auto server = FuseServer::Start(config, std::move(fds));
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).value();
+    ASSERT_TRUE(server_->resumed());
+    ASSERT_TRUE(server_->AttachVolume("vol-a", kSlotA, arena_a_->dir()).ok());
+    ASSERT_TRUE(server_->AttachVolume("vol-b", kSlotB, arena_b_->dir()).ok());
+    server_->FinishRecovery();
+  }
+};
+
+TEST_P(TakeoverTest, OpenFilesKeepWorkingAndWaitingCallsComplete) {
+  WriteFile(vol_a_ / "kept", "0123456789");
+  ASSERT_TRUE(fs::create_directory(vol_a_ / "dir"));
+  int fd = ::open((vol_a_ / "kept").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  std::vector<UniqueFd> fds = Abandon();
+
+  // No daemon now: a create waits in the kernel instead of failing.
+  std::atomic<int> created{-2};
+  std::thread waiter([&] {
+    int f = ::open((vol_a_ / "dir" / "during").c_str(), O_CREAT | O_WRONLY, 0644);
+    created = f >= 0 ? 0 : errno;
+    if (f >= 0) ::close(f);
+  });
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(created.load(), -2) << "the create did not wait for a daemon";
+
+  Succeed(std::move(fds));
+  waiter.join();
+  EXPECT_EQ(created.load(), 0);
+  EXPECT_TRUE(fs::exists(arena_a_->dir() / "dir" / "during"));
+
+  // The file opened before the takeover: read, written, and its handle released.
+  char buf[10] = {};
+  ASSERT_EQ(::pread(fd, buf, sizeof(buf), 0), 10);
+  EXPECT_EQ(std::string(buf, 10), "0123456789");
+  ASSERT_EQ(::pwrite(fd, "AB", 2, 0), 2);
+  EXPECT_EQ(::close(fd), 0);
+  EXPECT_EQ(ReadFile(arena_a_->dir() / "kept"), "AB23456789");
+
+  // Names looked up before still resolve; new work goes on.
+  WriteFile(vol_a_ / "dir" / "after", "x");
+  EXPECT_EQ(ReadFile(vol_a_ / "dir" / "after"), "x");
+  EXPECT_TRUE(fs::is_directory(vol_a_ / "dir"));
+}
+
+TEST_P(TakeoverTest, SurvivesSeveralTakeoversInARow) {
+  WriteFile(vol_b_ / "f", "v0");
+  for (int i = 1; i <= 3; ++i) {
+    Succeed(Abandon());
+    WriteFile(vol_b_ / "f", "v" + std::to_string(i));
+    ASSERT_EQ(ReadFile(vol_b_ / "f"), "v" + std::to_string(i));
+  }
+}
+
+TEST_P(TakeoverTest, AStateOfAnotherMountIsRefusedAndAFreshMountMade) {
+  WriteFile(vol_a_ / "f", "bytes");
+  std::vector<UniqueFd> fds = Abandon();
+  // The mount goes away (as after a reboot or a manual unmount): the state no longer
+  // describes what is mounted, so the successor mounts anew and finds the bytes by name.
+  ASSERT_TRUE(UnmountFuse(mnt_).ok());
+  FuseConfig config;
+  config.mountpoint = mnt_;
+  config.passthrough = passthrough();
+  auto server = FuseServer::Start(config, std::move(fds));
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  server_ = std::move(server).value();
+  EXPECT_FALSE(server_->resumed());
+  ASSERT_TRUE(server_->AttachVolume("vol-a", kSlotA, arena_a_->dir()).ok());
+  EXPECT_EQ(ReadFile(vol_a_ / "f"), "bytes");
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, TakeoverTest, ::testing::Bool(), ModeName);
+
+// A holder process, as `cellar fd-holder` runs it.
+class HolderProcess {
+ public:
+  explicit HolderProcess(fs::path socket) : socket_(std::move(socket)) {
+    pid_ = ::fork();
+    if (pid_ == 0) _exit(RunFdHolder(socket_).ok() ? 0 : 1);
+    for (int i = 0; i < 200 && !fs::exists(socket_); ++i) std::this_thread::sleep_for(10ms);
+  }
+  ~HolderProcess() { Stop(SIGTERM); }
+  int Stop(int sig) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  fs::path socket_;
+  pid_t pid_ = -1;
+};
+
+TEST(FdHolderTest, KeepsFilesOpenUntilAskedAndAnswersClearly) {
+  fs::path dir = fs::temp_directory_path() / ("cellar-holder-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  HolderProcess holder(dir / "holder.sock");
+  FdHolderClient client(dir / "holder.sock");
+
+  auto none = client.Get("/nothing");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+
+  // A pipe: its read end sees EOF only when every write end is closed, so it tells
+  // whether the holder still keeps the write end we gave it.
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  ASSERT_TRUE(client.Put("/mnt/x", {p[1]}).ok());
+  ::close(p[1]);
+  auto has = client.Has("/mnt/x");
+  ASSERT_TRUE(has.ok());
+  EXPECT_TRUE(*has);
+  auto got = client.Get("/mnt/x");
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 1u);
+  ASSERT_EQ(::write((*got)[0].get(), "z", 1), 1);
+  char c = 0;
+  ASSERT_EQ(::read(p[0], &c, 1), 1);
+  EXPECT_EQ(c, 'z');
+  got->clear();
+
+  ASSERT_TRUE(client.Drop("/mnt/x").ok());
+  EXPECT_EQ(::read(p[0], &c, 1), 0) << "the holder still keeps the dropped file";
+  ::close(p[0]);
+
+  holder.Stop(SIGTERM);
+  auto gone = client.Get("/mnt/x");
+  EXPECT_FALSE(gone.ok());
+  fs::remove_all(dir);
+}
+
+TEST(SessionStateTest, RecordsSurviveAdoptionAndFreeSlotsAreReused) {
+  auto state = SessionState::Create();
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  int32_t a = (*state)->AllocNode();
+  int32_t b = (*state)->AllocNode();
+  (*state)->node(a).nlookup = 3;
+  (*state)->node(a).nodeid.store(0x100000002ULL);
+  (*state)->node(b).nodeid.store(0x100000003ULL);
+  (*state)->FreeNode(b);
+  int32_t h = (*state)->AllocHandle();
+  (*state)->handle(h).nodeid = 0x100000002ULL;
+  (*state)->handle(h).fh.store(7);
+  (*state)->header().next_fh.store(8);
+
+  UniqueFd copy(::fcntl((*state)->fd(), F_DUPFD_CLOEXEC, 0));
+  auto adopted = SessionState::Adopt(std::move(copy));
+  ASSERT_TRUE(adopted.ok()) << adopted.status().ToString();
+  ASSERT_EQ((*adopted)->LiveNodes(), std::vector<int32_t>{a});
+  EXPECT_EQ((*adopted)->node(a).nlookup, 3u);
+  ASSERT_EQ((*adopted)->LiveHandles(), std::vector<int32_t>{h});
+  EXPECT_EQ((*adopted)->header().next_fh.load(), 8u);
+  EXPECT_EQ((*adopted)->AllocNode(), b);  // the freed record comes back first
+
+  UniqueFd junk(::memfd_create("junk", MFD_CLOEXEC));
+  ASSERT_EQ(::ftruncate(junk.get(), 4096), 0);
+  EXPECT_FALSE(SessionState::Adopt(std::move(junk)).ok());
+}
+
+}  // namespace
+}  // namespace cellar::mount::testing
