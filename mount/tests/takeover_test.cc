@@ -88,6 +88,35 @@ TEST_P(TakeoverTest, OpenFilesKeepWorkingAndWaitingCallsComplete) {
   EXPECT_TRUE(fs::is_directory(vol_a_ / "dir"));
 }
 
+// Passthrough: the kernel serves open files from their backing file, daemon or not.
+// Fallback: the same I/O waits for the successor, then completes.
+TEST_P(TakeoverTest, OpenFileIoGoesOnOrWaitsWhileNoDaemonRuns) {
+  WriteFile(vol_a_ / "open", "before");
+  int fd = ::open((vol_a_ / "open").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  std::vector<UniqueFd> fds = Abandon();
+  // In a thread: a request to the daemon waits until Succeed below.
+  std::atomic<bool> done{false};
+  std::thread io([&] {
+    char buf[6] = {};
+    EXPECT_EQ(::pread(fd, buf, 6, 0), 6);
+    EXPECT_EQ(std::string(buf, 6), "before");
+    EXPECT_EQ(::pwrite(fd, "during", 6, 0), 6);
+    done = true;
+  });
+  for (int i = 0; i < 200 && !done; ++i) std::this_thread::sleep_for(10ms);
+  if (passthrough()) {
+    EXPECT_TRUE(done.load()) << "passthrough I/O waited for a daemon";
+  } else {
+    EXPECT_FALSE(done.load()) << "daemon I/O completed with no daemon";
+  }
+  Succeed(std::move(fds));  // unblocks the thread in any case
+  io.join();
+  EXPECT_TRUE(done.load());
+  EXPECT_EQ(::close(fd), 0);
+  EXPECT_EQ(ReadFile(arena_a_->dir() / "open"), "during");
+}
+
 TEST_P(TakeoverTest, SurvivesSeveralTakeoversInARow) {
   WriteFile(vol_b_ / "f", "v0");
   for (int i = 1; i <= 3; ++i) {
