@@ -308,9 +308,9 @@ void NodeService::RepairPublications() {
       }
       if (target->state == TargetState::kBroken) {
         SetBroken(path, fmt::format(
-            "the FUSE connection behind {} was lost (daemon and fd holder both stopped); "
-            "containers started before see \"transport endpoint is not connected\" until the "
-            "pod is recreated", path));
+            "the FUSE connection behind {} was lost (the daemon stopped and no fd holder kept "
+            "it); containers started before see \"transport endpoint is not connected\" until "
+            "the pod is recreated", path));
       }
       Status st = UnmountAndRemove(path);
       if (st.ok()) st = BindMount(source, path, pub.readonly, pub.mount_flags);

@@ -100,9 +100,6 @@ Result<std::vector<UniqueFd>> TakeOverFrom(const fs::path& socket) {
 
 // One process per state dir: the store's journal has a single writer.
 Result<UniqueFd> LockStateDir(const fs::path& state_dir) {
-  std::error_code ec;
-  fs::create_directories(state_dir, ec);
-  if (ec) return Status::FromErrno(ec.value(), "create state dir " + state_dir.string());
   fs::path path = state_dir / "lock";
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!fd) return ErrnoError("open {}", path.string());
@@ -139,6 +136,14 @@ Status RunNode(const NodeOptions& options) {
   UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
   if (!signal_fd) return ErrnoError("signalfd");
 
+  {
+    std::error_code ec;
+    fs::create_directories(options.state_dir, ec);
+    if (ec) {
+      return Status::FromErrno(ec.value(),
+                               fmt::format("state dir {} cannot be created", options.state_dir.string()));
+    }
+  }
   ASSIGN_OR_RETURN(std::vector<UniqueFd> inherited, TakeOverFrom(handover_path));
   ASSIGN_OR_RETURN(UniqueFd state_lock, LockStateDir(options.state_dir));
 
