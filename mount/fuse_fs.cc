@@ -265,21 +265,23 @@ void FuseFs::ForgetFile(OpenFile& file) {
 void FuseFs::BeginRecovery() {
   adopted_ = true;
   std::lock_guard lock(recovery_mu_);
-  for (int32_t i : state_->LiveNodes()) {
-    pending_slots_.insert(static_cast<uint32_t>(state_->node(i).nodeid.load() >> 32));
+  const std::vector<int32_t> nodes = state_->LiveNodes();
+  const std::vector<int32_t> handles = state_->LiveHandles();
+  for (int32_t i : nodes) {
+    pending_slots_[static_cast<uint32_t>(state_->node(i).nodeid.load() >> 32)].nodes.push_back(i);
   }
-  for (int32_t i : state_->LiveHandles()) {
-    pending_slots_.insert(static_cast<uint32_t>(state_->handle(i).nodeid >> 32));
+  for (int32_t i : handles) {
+    pending_slots_[static_cast<uint32_t>(state_->handle(i).nodeid >> 32)].handles.push_back(i);
   }
   pending_slots_.erase(0);  // the synthetic root needs nothing restored
   recovering_.store(true);
-  SPDLOG_INFO("taking over: {} node records, {} open files, {} volumes to restore",
-              state_->LiveNodes().size(), state_->LiveHandles().size(), pending_slots_.size());
+  SPDLOG_INFO("taking over: {} node records, {} open files, {} volumes to restore", nodes.size(),
+              handles.size(), pending_slots_.size());
 }
 
 void FuseFs::FinishRecovery() {
   std::lock_guard lock(recovery_mu_);
-  for (uint32_t slot : pending_slots_) {
+  for (const auto& [slot, records] : pending_slots_) {
     SPDLOG_WARN("slot {}: its volume did not come back; its nodes answer ESTALE", slot);
   }
   pending_slots_.clear();
@@ -302,13 +304,15 @@ void FuseFs::AwaitRecovery(const Request& req) {
 }
 
 void FuseFs::RestoreVolume(const std::shared_ptr<Volume>& volume) {
+  SlotRecords records;
   {
     std::lock_guard lock(recovery_mu_);
-    if (pending_slots_.count(volume->slot) == 0) return;
+    auto it = pending_slots_.find(volume->slot);
+    if (it == pending_slots_.end()) return;
+    records = it->second;  // the slot stays pending (requests wait) until restored
   }
   size_t nodes = 0, files = 0, lost = 0;
-  for (int32_t i : state_->LiveNodes()) {
-    if ((state_->node(i).nodeid.load() >> 32) != volume->slot) continue;
+  for (int32_t i : records.nodes) {
     Status st = inodes_.Restore(volume, i);
     if (st.ok()) {
       ++nodes;
@@ -317,9 +321,8 @@ void FuseFs::RestoreVolume(const std::shared_ptr<Volume>& volume) {
       SPDLOG_WARN("{}", st.ToString());
     }
   }
-  for (int32_t i : state_->LiveHandles()) {
+  for (int32_t i : records.handles) {
     HandleRecord& r = state_->handle(i);
-    if ((r.nodeid >> 32) != volume->slot) continue;
     const uint64_t fh = r.fh.load();
     auto inode = inodes_.Get(r.nodeid);
     UniqueFd fd;

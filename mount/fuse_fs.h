@@ -14,7 +14,6 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <set>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -250,7 +249,13 @@ class FuseFs {
   std::atomic<bool> recovering_{false};
   std::mutex recovery_mu_;
   std::condition_variable recovery_cv_;
-  std::set<uint32_t> pending_slots_;  // guarded by recovery_mu_
+  // The adopted records not yet restored, by volume slot; a slot is pending while it
+  // has an entry. Guarded by recovery_mu_.
+  struct SlotRecords {
+    std::vector<int32_t> nodes;
+    std::vector<int32_t> handles;
+  };
+  std::map<uint32_t, SlotRecords> pending_slots_;
 
   static struct timespec Now() {
     struct timespec ts;

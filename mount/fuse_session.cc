@@ -300,7 +300,8 @@ void FuseSession::Dispatch(const FuseChannel& channel, const Request& req, Reply
   } else if (opcode < kHandlers.size() && kHandlers[opcode] != nullptr) {
     fs_->AwaitRecovery(req);
     err = kHandlers[opcode](*fs_, req, reply);
-    if ((req.in->unique & kernel::kUniqueResend) && err != 0) err = FixResent(req, reply, err);
+    // (CREATE, MKNOD, MKDIR and SYMLINK answer their own resends in their handlers.)
+    if ((req.in->unique & kernel::kUniqueResend) && err != 0) err = FixResent(req, err);
   } else {
     err = ENOSYS;
   }
@@ -316,7 +317,7 @@ void FuseSession::Dispatch(const FuseChannel& channel, const Request& req, Reply
   }
 }
 
-int FuseSession::FixResent(const Request& req, Reply& reply, int err) {
+int FuseSession::FixResent(const Request& req, int err) {
   const uint32_t opcode = req.in->opcode;
   switch (opcode) {
     case FUSE_UNLINK:
@@ -325,33 +326,6 @@ int FuseSession::FixResent(const Request& req, Reply& reply, int err) {
     case FUSE_RENAME2:
       // The predecessor removed or moved it before dying.
       return err == ENOENT ? 0 : err;
-    case FUSE_MKDIR:
-    case FUSE_MKNOD:
-    case FUSE_SYMLINK: {
-      if (err != EEXIST) return err;
-      // The predecessor created it: answer with the entry, as it would have.
-      size_t name_at = opcode == FUSE_MKDIR   ? sizeof(fuse_mkdir_in)
-                       : opcode == FUSE_MKNOD ? sizeof(fuse_mknod_in)
-                                              : 0;
-      const char* name = req.String(name_at);
-      auto parent = fs_->Node(req.in->nodeid);
-      if (name == nullptr || !parent) return err;
-      fuse_entry_out entry;
-      if (fs_->LookupChild(parent.get(), name, &entry) != 0) return err;
-      reply.Set(entry);
-      return 0;
-    }
-    case FUSE_CREATE: {
-      if (err != EEXIST) return err;
-      // O_EXCL failed on the file the predecessor created for this very request.
-      std::string copy(req.arg, req.arg_size);
-      auto* in = reinterpret_cast<fuse_create_in*>(copy.data());
-      if (copy.size() < sizeof(*in)) return err;
-      in->flags &= ~static_cast<uint32_t>(O_EXCL);
-      Request again = req;
-      again.arg = copy.data();
-      return kHandlers[FUSE_CREATE](*fs_, again, reply);
-    }
     default:
       return err;
   }

@@ -87,10 +87,14 @@ int DoBatchForget(FuseFs& fs, const Request& req, Reply&) {
   return kNoReply;
 }
 
-int DoMknod(FuseFs& fs, const Request& req, Reply& reply) {
-  auto* in = req.Arg<fuse_mknod_in>();
-  const char* name = req.String(sizeof(fuse_mknod_in));
-  if (in == nullptr || name == nullptr) return EINVAL;
+namespace {
+
+// MKNOD, MKDIR, SYMLINK: `make` creates `name` in the parent's arena directory with the
+// requester's credentials; the reply is the new entry. A request the kernel resent
+// after a takeover may find the entry its first delivery created: that EEXIST is the
+// success the caller was owed.
+template <typename Make>
+int CreateEntry(FuseFs& fs, const Request& req, const char* name, Reply& reply, Make make) {
   int err;
   auto dir = WritableDir(fs, req.in->nodeid, &err);
   if (!dir) return err;
@@ -98,41 +102,37 @@ int DoMknod(FuseFs& fs, const Request& req, Reply& reply) {
     ScopedFsCreds creds(req.in->uid, req.in->gid, req.SuppGroups());
     InodeFd fd(*dir);
     if (!fd.ok()) return fd.error();
-    if (::mknodat(fd.get(), name, in->mode, in->rdev) != 0) return errno;
+    if (make(fd.get()) != 0) {
+      err = errno;
+      if (err != EEXIST || !(req.in->unique & kernel::kUniqueResend)) return err;
+    }
   }
   return ReplyEntry(fs, *dir, name, reply);
+}
+
+}  // namespace
+
+int DoMknod(FuseFs& fs, const Request& req, Reply& reply) {
+  auto* in = req.Arg<fuse_mknod_in>();
+  const char* name = req.String(sizeof(fuse_mknod_in));
+  if (in == nullptr || name == nullptr) return EINVAL;
+  return CreateEntry(fs, req, name, reply,
+                     [&](int dir) { return ::mknodat(dir, name, in->mode, in->rdev); });
 }
 
 int DoMkdir(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_mkdir_in>();
   const char* name = req.String(sizeof(fuse_mkdir_in));
   if (in == nullptr || name == nullptr) return EINVAL;
-  int err;
-  auto dir = WritableDir(fs, req.in->nodeid, &err);
-  if (!dir) return err;
-  {
-    ScopedFsCreds creds(req.in->uid, req.in->gid, req.SuppGroups());
-    InodeFd fd(*dir);
-    if (!fd.ok()) return fd.error();
-    if (::mkdirat(fd.get(), name, in->mode) != 0) return errno;
-  }
-  return ReplyEntry(fs, *dir, name, reply);
+  return CreateEntry(fs, req, name, reply, [&](int dir) { return ::mkdirat(dir, name, in->mode); });
 }
 
 int DoSymlink(FuseFs& fs, const Request& req, Reply& reply) {
   const char* name = req.String(0);
   const char* target = name ? req.String(std::strlen(name) + 1) : nullptr;
   if (target == nullptr) return EINVAL;
-  int err;
-  auto dir = WritableDir(fs, req.in->nodeid, &err);
-  if (!dir) return err;
-  {
-    ScopedFsCreds creds(req.in->uid, req.in->gid, req.SuppGroups());
-    InodeFd fd(*dir);
-    if (!fd.ok()) return fd.error();
-    if (::symlinkat(target, fd.get(), name) != 0) return errno;
-  }
-  return ReplyEntry(fs, *dir, name, reply);
+  return CreateEntry(fs, req, name, reply,
+                     [&](int dir) { return ::symlinkat(target, dir, name); });
 }
 
 int DoLink(FuseFs& fs, const Request& req, Reply& reply) {

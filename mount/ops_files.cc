@@ -63,8 +63,11 @@ int DoCreate(FuseFs& fs, const Request& req, Reply& reply) {
     ScopedFsCreds creds(req.in->uid, req.in->gid, req.SuppGroups());
     InodeFd dir_fd(*dir);
     if (!dir_fd.ok()) return dir_fd.error();
-    fd.Reset(::openat(dir_fd.get(), name,
-                      ArenaOpenFlags(in->flags) | O_CREAT | (in->flags & O_EXCL), in->mode));
+    // A resent CREATE may find the file its first delivery (to a predecessor that
+    // died before answering) created: O_EXCL would fail on our own work.
+    const bool resent = (req.in->unique & kernel::kUniqueResend) != 0;
+    const int excl = resent ? 0 : static_cast<int>(in->flags & O_EXCL);
+    fd.Reset(::openat(dir_fd.get(), name, ArenaOpenFlags(in->flags) | O_CREAT | excl, in->mode));
   }
   if (!fd) return errno;
   if ((in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID)) {

@@ -88,21 +88,25 @@ void SessionState::RebuildFreeLists() {
   }
 }
 
-int32_t SessionState::AllocNode() {
-  int32_t index = kNone;
-  {
-    std::lock_guard lock(mu_);
-    if (!free_nodes_.empty()) {
-      index = free_nodes_.back();
-      free_nodes_.pop_back();
-    } else if (header_->node_high.load() < kNodeCapacity) {
-      index = static_cast<int32_t>(header_->node_high.fetch_add(1));
-    } else if (!warned_full_) {
-      warned_full_ = true;
-      SPDLOG_WARN("session state full ({} nodes): further inodes will not survive a restart",
-                  kNodeCapacity);
-    }
+int32_t SessionState::Alloc(std::vector<int32_t>& free, std::atomic<uint32_t>& high,
+                            uint32_t capacity, const char* what) {
+  std::lock_guard lock(mu_);
+  if (!free.empty()) {
+    int32_t index = free.back();
+    free.pop_back();
+    return index;
   }
+  if (high.load() < capacity) return static_cast<int32_t>(high.fetch_add(1));
+  if (!warned_full_) {
+    warned_full_ = true;
+    SPDLOG_WARN("session state full ({} {}): further ones will not survive a restart", capacity,
+                what);
+  }
+  return kNone;
+}
+
+int32_t SessionState::AllocNode() {
+  int32_t index = Alloc(free_nodes_, header_->node_high, kNodeCapacity, "inodes");
   if (index != kNone) {
     NodeRecord& r = nodes_[index];
     r.mode = 0;
@@ -123,21 +127,7 @@ void SessionState::FreeNode(int32_t index) {
 }
 
 int32_t SessionState::AllocHandle() {
-  std::lock_guard lock(mu_);
-  if (!free_handles_.empty()) {
-    int32_t index = free_handles_.back();
-    free_handles_.pop_back();
-    return index;
-  }
-  if (header_->handle_high.load() < kHandleCapacity) {
-    return static_cast<int32_t>(header_->handle_high.fetch_add(1));
-  }
-  if (!warned_full_) {
-    warned_full_ = true;
-    SPDLOG_WARN("session state full ({} handles): further opens will not survive a restart",
-                kHandleCapacity);
-  }
-  return kNone;
+  return Alloc(free_handles_, header_->handle_high, kHandleCapacity, "open files");
 }
 
 void SessionState::FreeHandle(int32_t index) {

@@ -92,6 +92,9 @@ class SessionState {
  private:
   SessionState(UniqueFd fd, void* base, size_t size);
   void RebuildFreeLists();
+  // A free index of one slab: a recycled one, else the next never used, else kNone.
+  int32_t Alloc(std::vector<int32_t>& free, std::atomic<uint32_t>& high, uint32_t capacity,
+                const char* what);
 
   UniqueFd fd_;
   void* base_;
