@@ -10,6 +10,8 @@
 #include <fstream>
 #include <linux/magic.h>
 
+#include "common/arena_mount.h"
+
 namespace cellar::store {
 
 namespace fs = std::filesystem;
@@ -103,13 +105,7 @@ class PosixEnv final : public Env {
   }
 
   Status MountTmpfs(const fs::path& path, uint64_t size_bytes) override {
-    // inode32 keeps inode numbers below 2^32: the FUSE layer packs them with the
-    // volume's slot into a node id that a restarted daemon can recompute.
-    std::string data = fmt::format("size={},mode=0755,inode32", size_bytes);
-    if (::mount("cellar-arena", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, data.c_str()) != 0) {
-      return ErrnoError("mount tmpfs arena at {} ({})", path.string(), data);
-    }
-    return Status::Ok();
+    return MountArena(path, size_bytes);
   }
 
   Status ResizeTmpfs(const fs::path& path, uint64_t size_bytes) override {

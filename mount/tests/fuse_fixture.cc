@@ -9,14 +9,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/arena_mount.h"
+
 namespace cellar::mount::testing {
 
 Arena::Arena(std::filesystem::path dir, uint64_t size_bytes) : dir_(std::move(dir)) {
   std::filesystem::create_directories(dir_);
-  std::string opts = fmt::format("size={},inode32,mode=0755", size_bytes);
-  if (::mount("tmpfs", dir_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {
-    ADD_FAILURE() << "mount tmpfs " << dir_ << ": " << strerror(errno);
-  }
+  Status st = MountArena(dir_, size_bytes);
+  if (!st.ok()) ADD_FAILURE() << st.ToString();
 }
 
 Arena::~Arena() {
