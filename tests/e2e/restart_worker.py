@@ -169,6 +169,8 @@ class Worker:
         fd = self.timed("open-read", os.open, self.path(name), os.O_RDONLY)
         try:
             size = self.timed("fstat", os.fstat, fd).st_size
+            if size == 0:
+                return hashlib.sha256(b"").hexdigest()  # mmap(2) refuses an empty file
             m = self.timed("mmap-read", mmap.mmap, fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
             try:
                 return self.timed("mmap-load", lambda: hashlib.sha256(m).hexdigest())
