@@ -170,7 +170,9 @@ class Worker:
         try:
             size = self.timed("fstat", os.fstat, fd).st_size
             if size == 0:
-                return hashlib.sha256(b"").hexdigest()  # mmap(2) refuses an empty file
+                # Every file written here has >= 4 KiB, so an empty one is corruption:
+                # let verify report it (mmap(2) would refuse it and kill the worker).
+                return hashlib.sha256(b"").hexdigest()
             m = self.timed("mmap-read", mmap.mmap, fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
             try:
                 return self.timed("mmap-load", lambda: hashlib.sha256(m).hexdigest())
