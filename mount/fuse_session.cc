@@ -203,9 +203,6 @@ Status FuseSession::Start() {
       return ErrnoError("fcntl O_NONBLOCK on /dev/fuse clone");
     }
   }
-  for (const auto& clone : clones_) {
-    threads_.emplace_back([this, &clone] { Serve(clone); });
-  }
   if (resumed_) {
     if (state_->header().offered_flags & kernel::kHasResend) {
       // Requests the predecessor read but never answered sit in the clones' processing
@@ -217,6 +214,12 @@ Status FuseSession::Start() {
       SPDLOG_WARN("kernel without FUSE_NOTIFY_RESEND: requests in flight at the crash stay "
                   "unanswered");
     }
+  }
+  // Only now: the kernel resends every request of every processing queue, ours too, so
+  // a request a thread of ours had already read would be served twice (a second
+  // O_TRUNC create emptied a file its caller had just written).
+  for (const auto& clone : clones_) {
+    threads_.emplace_back([this, &clone] { Serve(clone); });
   }
   return Status::Ok();
 }
