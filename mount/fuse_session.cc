@@ -225,6 +225,7 @@ Status FuseSession::Start() {
 }
 
 void FuseSession::Stop() {
+  stopping_.store(true, std::memory_order_release);
   if (stop_fd_) {
     uint64_t one = 1;
     if (::write(stop_fd_.get(), &one, sizeof(one)) != sizeof(one)) {
@@ -258,7 +259,7 @@ void FuseSession::Serve(const FuseChannel& channel) {
     SPDLOG_ERROR("epoll for /dev/fuse: {}", strerror(errno));
     return;
   }
-  for (;;) {
+  while (!stopping_.load(std::memory_order_acquire)) {
     ssize_t n = channel.Read(in_buf.get(), kInBufferSize);
     if (n == -EAGAIN) {
       epoll_event events[2];

@@ -3,6 +3,7 @@
 // on N threads, each reading its own clone of the /dev/fuse file.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -77,6 +78,10 @@ class FuseSession {
   std::unique_ptr<FuseFs> fs_;
   std::vector<FuseChannel> clones_;  // one per serving thread; never closed before the end
   UniqueFd stop_fd_;  // eventfd: readable once Stop() was called
+  // Set by Stop(): a thread that finishes a request reads no other. Without it, a busy
+  // thread saw the eventfd only when the queue ran dry, and a hand-over under steady
+  // load could wait for that.
+  std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;
 };
 
