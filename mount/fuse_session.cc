@@ -326,9 +326,7 @@ int FuseSession::FixResent(const Request& req, int err) {
   switch (opcode) {
     case FUSE_UNLINK:
     case FUSE_RMDIR:
-    case FUSE_RENAME:
-    case FUSE_RENAME2:
-      // The predecessor removed or moved it before dying.
+      // The predecessor removed it before dying. (RENAME and LINK check their own.)
       return err == ENOENT ? 0 : err;
     default:
       return err;

@@ -89,6 +89,14 @@ int DoBatchForget(FuseFs& fs, const Request& req, Reply&) {
 
 namespace {
 
+// Whether `name` in `dir` is the inode `fd` refers to.
+bool SameInode(int fd, int dir, const char* name) {
+  struct stat a, b;
+  return ::fstatat(fd, "", &a, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+         ::fstatat(dir, name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino == b.st_ino &&
+         a.st_dev == b.st_dev;
+}
+
 // MKNOD, MKDIR, SYMLINK: `make` creates `name` in the parent's arena directory with the
 // requester's credentials; the reply is the new entry. A request the kernel resent
 // after a takeover may find the entry its first delivery created: that EEXIST is the
@@ -152,7 +160,14 @@ int DoLink(FuseFs& fs, const Request& req, Reply& reply) {
   if (!old_fd.ok()) return old_fd.error();
   InodeFd dir_fd(*dir);
   if (!dir_fd.ok()) return dir_fd.error();
-  if (::linkat(old_fd.get(), "", dir_fd.get(), name, AT_EMPTY_PATH) != 0) return errno;
+  if (::linkat(old_fd.get(), "", dir_fd.get(), name, AT_EMPTY_PATH) != 0) {
+    const int err = errno;
+    // Resent after a takeover: the first delivery may have made this very link.
+    if (err != EEXIST || !(req.in->unique & kernel::kUniqueResend) ||
+        !SameInode(old_fd.get(), dir_fd.get(), name)) {
+      return err;
+    }
+  }
   return ReplyEntry(fs, *dir, name, reply);
 }
 
@@ -196,7 +211,17 @@ int RenameCommon(FuseFs& fs, const Request& req, uint64_t newdir_id, uint32_t fl
   InodeFd new_fd(*new_dir);
   if (!new_fd.ok()) return new_fd.error();
   if (::renameat2(old_fd.get(), old_name, new_fd.get(), new_name, flags) != 0) {
-    return errno;
+    const int err = errno;
+    // Resent after a takeover: the predecessor may have renamed before dying, which
+    // leaves the new name and no old one. (An exchange resent that way cannot be told
+    // from a new one; it would be done twice.)
+    struct stat st;
+    if (err == ENOENT && (req.in->unique & kernel::kUniqueResend) &&
+        ::fstatat(old_fd.get(), old_name, &st, AT_SYMLINK_NOFOLLOW) != 0 &&
+        ::fstatat(new_fd.get(), new_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      return 0;
+    }
+    return err;
   }
   return 0;
 }

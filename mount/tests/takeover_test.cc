@@ -8,10 +8,14 @@
 #include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <poll.h>
+#include <linux/fuse.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <functional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -155,6 +159,62 @@ TEST_P(TakeoverTest, CallsQueuedDuringTheGapAreServedOnce) {
       EXPECT_EQ(ReadFile(arena_a_->dir() / "gap" / name), name) << "round " << round;
     }
   }
+}
+
+// A predecessor that died between doing a call and answering it: the test plays it,
+// taking the request off the connection, doing it on the arena and never answering. The
+// successor gets it again, resent, and must answer the success the caller was owed.
+TEST_P(TakeoverTest, CallsDoneButUnansweredByADeadPredecessorSucceedWhenResent) {
+  WriteFile(vol_a_ / "src", "s");
+  WriteFile(vol_a_ / "target", "t");
+  struct Case {
+    const char* what;
+    uint32_t opcode;
+    std::function<int()> call;  // the caller's system call
+    std::function<int()> done;  // what the predecessor did on the arena
+  };
+  const fs::path arena = arena_a_->dir();
+  std::vector<Case> cases = {
+      {"rename", FUSE_RENAME2,
+       [&] { return ::rename((vol_a_ / "src").c_str(), (vol_a_ / "dst").c_str()); },
+       [&] { return ::rename((arena / "src").c_str(), (arena / "dst").c_str()); }},
+      {"link", FUSE_LINK,
+       [&] { return ::link((vol_a_ / "target").c_str(), (vol_a_ / "hard").c_str()); },
+       [&] { return ::link((arena / "target").c_str(), (arena / "hard").c_str()); }},
+  };
+  for (const Case& c : cases) {
+    // Names looked up now (negative entries too): in the gap only the call itself is sent.
+    for (const char* name : {"src", "dst", "target", "hard"}) (void)fs::exists(vol_a_ / name);
+    std::vector<UniqueFd> fds = Abandon();
+    std::atomic<int> result{-2};
+    std::thread caller([&] { result = c.call() == 0 ? 0 : errno; });
+    // Be the predecessor: read the call from the connection (fds[0], the mount's own),
+    // answering the lookup of the new name (not there: ENOENT) that comes first.
+    std::vector<char> buf(1 << 21);
+    const fuse_in_header* in = nullptr;
+    for (int i = 0; i < 4; ++i) {
+      pollfd pfd{fds[0].get(), POLLIN, 0};
+      ASSERT_EQ(::poll(&pfd, 1, 5000), 1) << c.what << ": no request came";
+      ssize_t n = ::read(fds[0].get(), buf.data(), buf.size());
+      ASSERT_GE(n, static_cast<ssize_t>(sizeof(fuse_in_header))) << c.what;
+      in = reinterpret_cast<const fuse_in_header*>(buf.data());
+      if (in->opcode != FUSE_LOOKUP) break;
+      fuse_out_header out{sizeof(fuse_out_header), -ENOENT, in->unique};
+      ASSERT_EQ(::write(fds[0].get(), &out, sizeof(out)), static_cast<ssize_t>(sizeof(out)));
+    }
+    const bool expected =
+        in->opcode == c.opcode || (c.opcode == FUSE_RENAME2 && in->opcode == FUSE_RENAME);
+    EXPECT_TRUE(expected) << c.what << ": got opcode " << in->opcode;
+    if (expected) {
+      ASSERT_EQ(c.done(), 0) << c.what;  // ... and die without answering
+    }
+    Succeed(std::move(fds));
+    caller.join();
+    EXPECT_EQ(result.load(), 0) << c.what << ": " << strerror(result.load());
+  }
+  EXPECT_EQ(ReadFile(vol_a_ / "dst"), "s");
+  EXPECT_FALSE(fs::exists(vol_a_ / "src"));
+  EXPECT_EQ(ReadFile(vol_a_ / "hard"), "t");
 }
 
 TEST_P(TakeoverTest, SurvivesSeveralTakeoversInARow) {
