@@ -51,7 +51,7 @@ class FuseSession {
   uint32_t kernel_minor() const { return kernel_minor_; }
 
   // Starts the serving threads (cloning the channel where there are fewer clones than
-  // threads). After Resume, also sends FUSE_NOTIFY_RESEND.
+  // threads). After Resume, first sends FUSE_NOTIFY_RESEND (before any thread reads).
   Status Start();
   // Wakes and joins the threads. The connection's files stay open until destruction.
   void Stop();
@@ -66,8 +66,8 @@ class FuseSession {
   Status Negotiate();
   void Serve(const FuseChannel& channel);
   void Dispatch(const FuseChannel& channel, const Request& req, Reply& reply);
-  // A removal or rename the kernel resent may have been carried out by the predecessor
-  // already; turns its ENOENT into the success the caller was owed.
+  // A removal the kernel resent may have been carried out by the predecessor already;
+  // turns its ENOENT into the success the caller was owed.
   int FixResent(const Request& req, int err);
 
   FuseChannel channel_;  // the mount's own file: INIT, notifications, backing ioctls

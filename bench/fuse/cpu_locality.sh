@@ -6,6 +6,9 @@
 # Runs fio (psync, one job) on tmpfs and on a fallback-mode Cellar mount with the daemon
 # and fio unpinned, pinned to one shared CPU, and pinned to two different CPUs, and
 # prints MB/s and the ratio against tmpfs under the same pinning. Writes LOCALITY.md.
+# On a guest with the haltpoll cpuidle driver, HALT_POLL_NS="0 200000" repeats it all
+# with each guest_halt_poll_ns (how long an idle vCPU polls before it halts), and puts
+# the machine's own value back at the end.
 #   bench/fuse/cpu_locality.sh [BUILD_DIR]      (root; needs fio, taskset, 2+ CPUs)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -17,8 +20,15 @@ REPS=${REPS:-3}
 (( $(nproc) >= 2 )) || { echo "needs 2 CPUs"; exit 1; }
 W=$(mktemp -d /tmp/cellar-locality-XXXXXX)
 DAEMON=
+POLL_PARAM=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+POLL_SAVED=$(cat "$POLL_PARAM" 2>/dev/null || echo)
+POLLS=${HALT_POLL_NS:-${POLL_SAVED:-n/a}}
+if [[ -n ${HALT_POLL_NS:-} && ! -w $POLL_PARAM ]]; then
+  echo "HALT_POLL_NS needs $POLL_PARAM (the haltpoll cpuidle driver)"; exit 1
+fi
 cleanup() {
   set +e
+  [[ -n $POLL_SAVED && -w $POLL_PARAM ]] && echo "$POLL_SAVED" > "$POLL_PARAM"
   [[ -n $DAEMON ]] && { kill -TERM "$DAEMON"; wait "$DAEMON"; } 2>/dev/null
   for m in "$W"/mnt "$W"/arena "$W"/tmpfs; do mountpoint -q "$m" && umount -l "$m"; done
   rm -rf "$W"
@@ -51,8 +61,11 @@ declare -A R
 # placement: name, daemon pinning, fio pinning
 PLACES=("unpinned||" "same CPU|taskset -c 0|taskset -c 0" "different CPUs|taskset -c 0|taskset -c 1")
 TESTS=("write-1m write 1M" "read-1m read 1M" "read-128k read 128k")
+for poll in $POLLS; do
+[[ -n ${HALT_POLL_NS:-} ]] && echo "$poll" > "$POLL_PARAM"
 for place in "${PLACES[@]}"; do
-  IFS='|' read -r name dpin fpin <<< "$place"
+  IFS='|' read -r pname dpin fpin <<< "$place"
+  name="$poll|$pname"
   # shellcheck disable=SC2086
   start_daemon $dpin
   for t in tmpfs cellar-fb; do
@@ -75,6 +88,7 @@ for place in "${PLACES[@]}"; do
   rm -f "$W/tmpfs/bench.dat" "$W/mnt/vol/bench.dat"
   stop_daemon
 done
+done
 
 ratio() { /usr/bin/python3 -c "print(f'{$1/$2:.2f}x' if $2 else '-')"; }
 {
@@ -85,14 +99,17 @@ ratio() { /usr/bin/python3 -c "print(f'{$1/$2:.2f}x' if $2 else '-')"; }
   echo "page cache dropped before reads. MB/s of tmpfs and of Cellar --no-passthrough (ratio"
   echo "against tmpfs with the same pinning). Targets for fallback mode: read >= 0.45x, write >= 0.4x."
   echo
-  echo "| placement (daemon / fio) | test | tmpfs | cellar-fb |"
-  echo "|---|---|---:|---:|"
-  for place in "${PLACES[@]}"; do
-    IFS='|' read -r name dpin fpin <<< "$place"
-    for test in "${TESTS[@]}"; do
-      read -r key _ <<< "$test"
-      tm=${R[$name,$key,tmpfs]}; fb=${R[$name,$key,cellar-fb]}
-      echo "| $name | $key | $tm | $fb ($(ratio "$fb" "$tm")) |"
+  echo "| guest_halt_poll_ns | placement (daemon / fio) | test | tmpfs | cellar-fb |"
+  echo "|---|---|---|---:|---:|"
+  for poll in $POLLS; do
+    for place in "${PLACES[@]}"; do
+      IFS='|' read -r pname dpin fpin <<< "$place"
+      name="$poll|$pname"
+      for test in "${TESTS[@]}"; do
+        read -r key _ <<< "$test"
+        tm=${R[$name,$key,tmpfs]}; fb=${R[$name,$key,cellar-fb]}
+        echo "| $poll | $pname | $key | $tm | $fb ($(ratio "$fb" "$tm")) |"
+      done
     done
   done
 } | tee "$HERE/LOCALITY.md"
