@@ -2,14 +2,15 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <sys/epoll.h>
+#include <pthread.h>
 #include <sched.h>
-#include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 
 #include "common/logging.h"
 
@@ -63,12 +64,35 @@ constexpr std::array<Handler, 64> MakeHandlers() {
 }
 constexpr std::array<Handler, 64> kHandlers = MakeHandlers();
 
-// Per-thread task state: our own umask (0: the kernel already applied the caller's) and
-// no supplementary groups, so setfsuid/setfsgid fully describe the requester.
+// Sent by Stop() to the serving threads: its handler does nothing, and being installed
+// without SA_RESTART it makes their blocking read of /dev/fuse return EINTR.
+constexpr int kWakeSignal = SIGUSR2;
+
+void InstallWakeHandler() {
+  static const bool installed = [] {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART
+    if (::sigaction(kWakeSignal, &sa, nullptr) != 0) {
+      SPDLOG_ERROR("sigaction({}): {}", kWakeSignal, strerror(errno));
+    }
+    return true;
+  }();
+  (void)installed;
+}
+
+// Per-thread task state: our own umask (0: the kernel already applied the caller's),
+// no supplementary groups, so setfsuid/setfsgid fully describe the requester, and the
+// wake signal deliverable whatever mask the thread was started with.
 void PrepareServingThread() {
   if (::unshare(CLONE_FS) != 0) SPDLOG_WARN("unshare(CLONE_FS): {}", strerror(errno));
   ::umask(0);
   if (::syscall(SYS_setgroups, 0, nullptr) != 0) SPDLOG_WARN("setgroups: {}", strerror(errno));
+  sigset_t wake;
+  sigemptyset(&wake);
+  sigaddset(&wake, kWakeSignal);
+  ::pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
 }
 
 }  // namespace
@@ -187,8 +211,7 @@ std::vector<int> FuseSession::Fds() const {
 }
 
 Status FuseSession::Start() {
-  stop_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!stop_fd_) return ErrnoError("eventfd");
+  InstallWakeHandler();
   // A predecessor's clones are reused (each may hold requests it read and never
   // answered); more are cloned if we run more threads. Fewer threads than clones: the
   // extra clones are still read, since the kernel queues work on any of them.
@@ -197,10 +220,13 @@ Status FuseSession::Start() {
     ASSIGN_OR_RETURN(FuseChannel clone, channel_.Clone());
     clones_.push_back(std::move(clone));
   }
+  // Blocking reads: one syscall per request. (A predecessor's clones may come
+  // non-blocking: the flag lives in the file they share.) Against a non-blocking read
+  // plus epoll, this doubled stat throughput and raised fallback reads 1.2-1.7x here.
   for (const auto& clone : clones_) {
     int fl = ::fcntl(clone.fd(), F_GETFL);
-    if (fl < 0 || ::fcntl(clone.fd(), F_SETFL, fl | O_NONBLOCK) != 0) {
-      return ErrnoError("fcntl O_NONBLOCK on /dev/fuse clone");
+    if (fl < 0 || ((fl & O_NONBLOCK) && ::fcntl(clone.fd(), F_SETFL, fl & ~O_NONBLOCK) != 0)) {
+      return ErrnoError("fcntl ~O_NONBLOCK on /dev/fuse clone");
     }
   }
   if (resumed_) {
@@ -219,18 +245,25 @@ Status FuseSession::Start() {
   // a request a thread of ours had already read would be served twice (a second
   // O_TRUNC create emptied a file its caller had just written).
   for (const auto& clone : clones_) {
-    threads_.emplace_back([this, &clone] { Serve(clone); });
+    running_.fetch_add(1);
+    threads_.emplace_back([this, &clone] {
+      Serve(clone);
+      running_.fetch_sub(1);
+    });
   }
   return Status::Ok();
 }
 
 void FuseSession::Stop() {
   stopping_.store(true, std::memory_order_release);
-  if (stop_fd_) {
-    uint64_t one = 1;
-    if (::write(stop_fd_.get(), &one, sizeof(one)) != sizeof(one)) {
-      SPDLOG_ERROR("waking FUSE threads: {}", strerror(errno));
+  // A thread blocked in read(2) returns EINTR on the wake signal. One that was between
+  // its check of stopping_ and the read when the signal came would block again, so
+  // signal until every thread is out.
+  while (running_.load() > 0) {
+    for (auto& t : threads_) {
+      if (t.joinable()) ::pthread_kill(t.native_handle(), kWakeSignal);
     }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
@@ -245,35 +278,11 @@ void FuseSession::Serve(const FuseChannel& channel) {
   // Uninitialised: a page costs RSS only once a request that large has used it.
   std::unique_ptr<char[]> in_buf(new char[kInBufferSize]);
   std::unique_ptr<char[]> out_buf(new char[kOutBufferSize]);
-  // One epoll set per thread, the device registered EPOLLEXCLUSIVE: a new request wakes
-  // one idle thread, not all of them (plain poll(2) woke every thread per request).
-  UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
-  epoll_event device{};
-  device.events = EPOLLIN | EPOLLEXCLUSIVE;
-  device.data.u32 = 0;
-  epoll_event stop{};
-  stop.events = EPOLLIN;
-  stop.data.u32 = 1;
-  if (!epoll || ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, channel.fd(), &device) != 0 ||
-      ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, stop_fd_.get(), &stop) != 0) {
-    SPDLOG_ERROR("epoll for /dev/fuse: {}", strerror(errno));
-    return;
-  }
+  // A blocking read: the kernel wakes one waiting thread per request (an exclusive
+  // wait), and Stop() interrupts it with the wake signal.
   while (!stopping_.load(std::memory_order_acquire)) {
     ssize_t n = channel.Read(in_buf.get(), kInBufferSize);
-    if (n == -EAGAIN) {
-      epoll_event events[2];
-      int ready = ::epoll_wait(epoll.get(), events, 2, -1);
-      if (ready < 0 && errno != EINTR) {
-        SPDLOG_ERROR("epoll_wait /dev/fuse: {}", strerror(errno));
-        return;
-      }
-      for (int i = 0; i < ready; ++i) {
-        if (events[i].data.u32 == 1) return;  // Stop()
-      }
-      continue;
-    }
-    if (n == -EINTR || n == -ENOENT) continue;
+    if (n == -EINTR || n == -ENOENT || n == -EAGAIN) continue;
     if (n == -ENODEV) return;  // unmounted: the connection is gone
     if (n < 0) {
       SPDLOG_ERROR("read /dev/fuse: {}", strerror(static_cast<int>(-n)));

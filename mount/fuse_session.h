@@ -77,11 +77,9 @@ class FuseSession {
   std::unique_ptr<SessionState> state_;
   std::unique_ptr<FuseFs> fs_;
   std::vector<FuseChannel> clones_;  // one per serving thread; never closed before the end
-  UniqueFd stop_fd_;  // eventfd: readable once Stop() was called
-  // Set by Stop(): a thread that finishes a request reads no other. Without it, a busy
-  // thread saw the eventfd only when the queue ran dry, and a hand-over under steady
-  // load could wait for that.
+  // Set by Stop(): a thread that finishes a request reads no other.
   std::atomic<bool> stopping_{false};
+  std::atomic<int> running_{0};  // serving threads not yet returned
   std::vector<std::thread> threads_;
 };
 
