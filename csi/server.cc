@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -19,6 +20,7 @@
 #include "common/unique_fd.h"
 #include "common/unix_socket.h"
 #include "csi/call_logger.h"
+#include "csi/calls_in_flight.h"
 #include "csi/controller_service.h"
 #include "csi/driver.h"
 #include "csi/fuse_source.h"
@@ -179,7 +181,9 @@ Status RunNode(const NodeOptions& options) {
   builder.RegisterService(&identity);
   builder.RegisterService(&controller);
   builder.RegisterService(&node);
+  CallsInFlight calls;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(calls.Factory());
   interceptors.push_back(MakeCallLoggerFactory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -218,8 +222,14 @@ Status RunNode(const NodeOptions& options) {
     }
   }
 
-  // Stop taking calls, then let go of the socket paths for whoever comes next.
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  // Stop taking calls, then let go of the socket paths for whoever comes next. Calls in
+  // flight get up to 0.5 s to finish; a call that comes in after that is cancelled
+  // (its client retries, as CSI clients do) but its handler still runs to its end.
+  const auto grace_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  while (calls.count() > 0 && std::chrono::steady_clock::now() < grace_end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  server->Shutdown(std::chrono::system_clock::now());
   server->Wait();
   spdlog::debug("CSI server stopped");
   ::unlink(socket_path.c_str());
