@@ -108,6 +108,10 @@ struct Request {
   // few; see kernel::kCreateSuppGroup). Empty when none.
   std::vector<uint32_t> SuppGroups() const;
 
+  // Sent again by the kernel after a takeover: a predecessor may have carried it out
+  // and died before answering, so its handler answers the success the caller was owed.
+  bool resent() const { return (in->unique & kernel::kUniqueResend) != 0; }
+
   template <typename T>
   const T* Arg() const {
     return arg_size >= sizeof(T) ? reinterpret_cast<const T*>(arg) : nullptr;

@@ -69,17 +69,13 @@ constexpr std::array<Handler, 64> kHandlers = MakeHandlers();
 constexpr int kWakeSignal = SIGUSR2;
 
 void InstallWakeHandler() {
-  static const bool installed = [] {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART
-    if (::sigaction(kWakeSignal, &sa, nullptr) != 0) {
-      SPDLOG_ERROR("sigaction({}): {}", kWakeSignal, strerror(errno));
-    }
-    return true;
-  }();
-  (void)installed;
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART
+  if (::sigaction(kWakeSignal, &sa, nullptr) != 0) {
+    SPDLOG_ERROR("sigaction({}): {}", kWakeSignal, strerror(errno));
+  }
 }
 
 // Per-thread task state: our own umask (0: the kernel already applied the caller's),
@@ -282,7 +278,7 @@ void FuseSession::Serve(const FuseChannel& channel) {
   // wait), and Stop() interrupts it with the wake signal.
   while (!stopping_.load(std::memory_order_acquire)) {
     ssize_t n = channel.Read(in_buf.get(), kInBufferSize);
-    if (n == -EINTR || n == -ENOENT || n == -EAGAIN) continue;
+    if (n == -EINTR || n == -ENOENT) continue;
     if (n == -ENODEV) return;  // unmounted: the connection is gone
     if (n < 0) {
       SPDLOG_ERROR("read /dev/fuse: {}", strerror(static_cast<int>(-n)));
@@ -312,9 +308,7 @@ void FuseSession::Dispatch(const FuseChannel& channel, const Request& req, Reply
     err = 0;
   } else if (opcode < kHandlers.size() && kHandlers[opcode] != nullptr) {
     fs_->AwaitRecovery(req);
-    err = kHandlers[opcode](*fs_, req, reply);
-    // (CREATE, MKNOD, MKDIR and SYMLINK answer their own resends in their handlers.)
-    if ((req.in->unique & kernel::kUniqueResend) && err != 0) err = FixResent(req, err);
+    err = kHandlers[opcode](*fs_, req, reply);  // each answers its own resends
   } else {
     err = ENOSYS;
   }
@@ -327,18 +321,6 @@ void FuseSession::Dispatch(const FuseChannel& channel, const Request& req, Reply
   int rc = channel.Reply(req.in->unique, err, iov, count);
   if (rc != 0 && rc != -ENOENT) {
     SPDLOG_WARN("reply to opcode {} failed: {}", opcode, strerror(-rc));
-  }
-}
-
-int FuseSession::FixResent(const Request& req, int err) {
-  const uint32_t opcode = req.in->opcode;
-  switch (opcode) {
-    case FUSE_UNLINK:
-    case FUSE_RMDIR:
-      // The predecessor removed it before dying. (RENAME and LINK check their own.)
-      return err == ENOENT ? 0 : err;
-    default:
-      return err;
   }
 }
 

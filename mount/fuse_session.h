@@ -66,9 +66,6 @@ class FuseSession {
   Status Negotiate();
   void Serve(const FuseChannel& channel);
   void Dispatch(const FuseChannel& channel, const Request& req, Reply& reply);
-  // A removal the kernel resent may have been carried out by the predecessor already;
-  // turns its ENOENT into the success the caller was owed.
-  int FixResent(const Request& req, int err);
 
   FuseChannel channel_;  // the mount's own file: INIT, notifications, backing ioctls
   SessionOptions options_;

@@ -112,7 +112,7 @@ int CreateEntry(FuseFs& fs, const Request& req, const char* name, Reply& reply, 
     if (!fd.ok()) return fd.error();
     if (make(fd.get()) != 0) {
       err = errno;
-      if (err != EEXIST || !(req.in->unique & kernel::kUniqueResend)) return err;
+      if (err != EEXIST || !req.resent()) return err;
     }
   }
   return ReplyEntry(fs, *dir, name, reply);
@@ -163,7 +163,7 @@ int DoLink(FuseFs& fs, const Request& req, Reply& reply) {
   if (::linkat(old_fd.get(), "", dir_fd.get(), name, AT_EMPTY_PATH) != 0) {
     const int err = errno;
     // Resent after a takeover: the first delivery may have made this very link.
-    if (err != EEXIST || !(req.in->unique & kernel::kUniqueResend) ||
+    if (err != EEXIST || !req.resent() ||
         !SameInode(old_fd.get(), dir_fd.get(), name)) {
       return err;
     }
@@ -171,7 +171,11 @@ int DoLink(FuseFs& fs, const Request& req, Reply& reply) {
   return ReplyEntry(fs, *dir, name, reply);
 }
 
-int DoUnlink(FuseFs& fs, const Request& req, Reply&) {
+namespace {
+
+// UNLINK (flags 0) and RMDIR (AT_REMOVEDIR). A resent one's ENOENT means the
+// predecessor removed the name before dying.
+int RemoveEntry(FuseFs& fs, const Request& req, int flags) {
   const char* name = req.String(0);
   if (name == nullptr) return EINVAL;
   int err;
@@ -179,19 +183,15 @@ int DoUnlink(FuseFs& fs, const Request& req, Reply&) {
   if (!dir) return err;
   InodeFd fd(*dir);
   if (!fd.ok()) return fd.error();
-  return ::unlinkat(fd.get(), name, 0) == 0 ? 0 : errno;
+  if (::unlinkat(fd.get(), name, flags) == 0) return 0;
+  return errno == ENOENT && req.resent() ? 0 : errno;
 }
 
-int DoRmdir(FuseFs& fs, const Request& req, Reply&) {
-  const char* name = req.String(0);
-  if (name == nullptr) return EINVAL;
-  int err;
-  auto dir = WritableDir(fs, req.in->nodeid, &err);
-  if (!dir) return err;
-  InodeFd fd(*dir);
-  if (!fd.ok()) return fd.error();
-  return ::unlinkat(fd.get(), name, AT_REMOVEDIR) == 0 ? 0 : errno;
-}
+}  // namespace
+
+int DoUnlink(FuseFs& fs, const Request& req, Reply&) { return RemoveEntry(fs, req, 0); }
+
+int DoRmdir(FuseFs& fs, const Request& req, Reply&) { return RemoveEntry(fs, req, AT_REMOVEDIR); }
 
 namespace {
 
@@ -216,7 +216,7 @@ int RenameCommon(FuseFs& fs, const Request& req, uint64_t newdir_id, uint32_t fl
     // leaves the new name and no old one. (An exchange resent that way cannot be told
     // from a new one; it would be done twice.)
     struct stat st;
-    if (err == ENOENT && (req.in->unique & kernel::kUniqueResend) &&
+    if (err == ENOENT && req.resent() &&
         ::fstatat(old_fd.get(), old_name, &st, AT_SYMLINK_NOFOLLOW) != 0 &&
         ::fstatat(new_fd.get(), new_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
       return 0;

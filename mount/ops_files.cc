@@ -65,8 +65,7 @@ int DoCreate(FuseFs& fs, const Request& req, Reply& reply) {
     if (!dir_fd.ok()) return dir_fd.error();
     // A resent CREATE may find the file its first delivery (to a predecessor that
     // died before answering) created: O_EXCL would fail on our own work.
-    const bool resent = (req.in->unique & kernel::kUniqueResend) != 0;
-    const int excl = resent ? 0 : static_cast<int>(in->flags & O_EXCL);
+    const int excl = req.resent() ? 0 : static_cast<int>(in->flags & O_EXCL);
     fd.Reset(::openat(dir_fd.get(), name, ArenaOpenFlags(in->flags) | O_CREAT | excl, in->mode));
   }
   if (!fd) return errno;
