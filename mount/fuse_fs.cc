@@ -3,6 +3,8 @@
 #include <fcntl.h>
 
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -13,12 +15,41 @@ namespace cellar::mount {
 
 std::string ProcFdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
-int KillSuidGid(const std::string& path) {
+namespace {
+
+// Whether the caller of `req` is in group `gid`: its fsgid, else its supplementary
+// groups as /proc shows them. The kernel sends no groups with a WRITE or SETATTR; the
+// pid is 0 when the caller lives outside our pid namespace, and then only the fsgid
+// counts (the cost: a member by supplementary group loses a setgid bit that only marks
+// mandatory locking, since the file is not group-executable).
+bool CallerInGroup(const Request& req, gid_t gid) {
+  if (req.in->gid == gid) return true;
+  if (req.in->pid == 0) return false;
+  std::ifstream status("/proc/" + std::to_string(req.in->pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Groups:", 0) != 0) continue;
+    std::istringstream groups(line.substr(7));
+    for (gid_t g; groups >> g;) {
+      if (g == gid) return true;
+    }
+    return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+int KillSuidGid(const std::string& path, const Request& req, bool root_is_capable) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return errno;
-  mode_t mode = st.st_mode & 07777;
+  if (!S_ISREG(st.st_mode)) return 0;
+  const mode_t mode = st.st_mode & 07777;
   mode_t kept = mode & ~S_ISUID;
-  if (mode & S_IXGRP) kept &= ~S_ISGID;
+  if ((mode & S_ISGID) &&
+      ((mode & S_IXGRP) || !((root_is_capable && req.in->uid == 0) || CallerInGroup(req, st.st_gid)))) {
+    kept &= ~S_ISGID;
+  }
   if (kept == mode) return 0;
   return ::chmod(path.c_str(), kept) == 0 ? 0 : errno;
 }

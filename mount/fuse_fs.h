@@ -317,10 +317,14 @@ class ScopedFsCreds {
   ScopedFsCreds& operator=(const ScopedFsCreds&) = delete;
 };
 
-// Clears S_ISUID, and S_ISGID on a group-executable file, of the file at `path` (the
-// kernel asks for it with HANDLE_KILLPRIV_V2 when an unprivileged caller modifies it).
+// Clears the setuid/setgid bits of the arena file at `path` the way tmpfs does when
+// the request's caller modifies it without CAP_FSETID (the kernel's
+// setattr_should_drop_suidgid): S_ISUID always; S_ISGID when the file is
+// group-executable, or when the caller is not in the file's group. The kernel asks for
+// this with HANDLE_KILLPRIV_V2 flags after checking the caller lacks CAP_FSETID; where
+// it did not check (chown), `root_is_capable` keeps a uid-0 caller's group exemption.
 // Returns 0 or an errno.
-int KillSuidGid(const std::string& path);
+int KillSuidGid(const std::string& path, const Request& req, bool root_is_capable);
 
 // "/proc/self/fd/N": how an O_PATH inode fd is reopened or passed to path-only calls.
 std::string ProcFdPath(int fd);

@@ -156,8 +156,10 @@ Status FuseSession::Negotiate() {
   // all its groups; creating with only its fsuid/fsgid would make tmpfs check again
   // without them (a pod whose fsGroup owns the volume is such a caller).
   // HANDLE_KILLPRIV_V2: we clear suid/sgid where the kernel flags a write, truncate or
-  // O_TRUNC open. It is also what lets the kernel mark inodes S_NOSEC; without it every
-  // write(2) - passthrough ones too - first asks us for security.capability.
+  // O_TRUNC open, and on the empty SETATTR it sends when a passthrough write must drop
+  // them (DoSetattr). It is also what lets the kernel mark inodes S_NOSEC; without it
+  // every write(2) - passthrough ones too - first asks us for security.capability
+  // (measured: 4 KiB passthrough writes 4x slower, 64 KiB ones 1.7x).
   // Never FUSE_WRITEBACK_CACHE: the kernel refuses it together with passthrough, and
   // writes must reach the arena at once for the capacity check and for other readers.
   if (options_.passthrough) wanted |= kernel::kPassthrough;

@@ -2,8 +2,8 @@
 //
 // With default_permissions the kernel has checked the caller's rights before a request
 // gets here, so the daemon (root) applies changes on the arena inode as asked. Sizes
-// past the volume's capacity fail with ENOSPC even where tmpfs would make a sparse
-// file, so a volume can never promise more than its arena holds.
+// are not checked against the capacity: as on tmpfs a size alone uses no memory (a
+// sparse file), and the arena's size= refuses the blocks actually written.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -39,9 +39,6 @@ int Truncate(FuseFs& fs, const Inode& inode, const fuse_setattr_in& in) {
   if (inode.type != S_IFREG) return EINVAL;
   InodeFd fd(inode);
   if (!fd.ok()) return fd.error();
-  struct statvfs vfs;
-  if (::fstatvfs(fd.get(), &vfs) != 0) return errno;
-  if (in.size > static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize) return ENOSPC;
   if (in.valid & FATTR_FH) {
     auto file = fs.files().Get(in.fh);
     if (file && file->writer) return ::ftruncate(file->fd.get(), in.size) == 0 ? 0 : errno;
@@ -97,6 +94,21 @@ int DoSetattr(FuseFs& fs, const Request& req, Reply& reply) {
   InodeFd fd(*inode);
   if (!fd.ok()) return fd.error();
   const std::string path = ProcFdPath(fd.get());
+  if (in->valid == 0) {
+    // Nothing to set: either chown(f, -1, -1), or the kernel dropping a caller's
+    // privileges for a write it passed through (file_remove_privs; with
+    // HANDLE_KILLPRIV_V2 the kernel strips the mode change and leaves it to us). Both
+    // mean what chown(-1, -1) means on tmpfs: a new ctime and no setuid bit.
+    if (::fchownat(fd.get(), "", static_cast<uid_t>(-1), static_cast<gid_t>(-1),
+                   AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+      return errno;
+    }
+    if (inode->type == S_IFREG) {
+      int err = KillSuidGid(path, req, true);
+      if (err != 0) return err;
+    }
+    return ReplyAttr(fs, *inode, reply);
+  }
   if (in->valid & FATTR_MODE) {
     if (inode->type == S_IFLNK) return EOPNOTSUPP;
     if (::chmod(path.c_str(), in->mode & 07777) != 0) return errno;
@@ -113,7 +125,8 @@ int DoSetattr(FuseFs& fs, const Request& req, Reply& reply) {
     if (err != 0) return err;
   }
   if ((in->valid & FATTR_KILL_SUIDGID) && inode->type == S_IFREG) {
-    int err = KillSuidGid(path);
+    // Sent with a truncate only when the caller lacks CAP_FSETID, with a chown always.
+    int err = KillSuidGid(path, req, (in->valid & (FATTR_UID | FATTR_GID)) != 0);
     if (err != 0) return err;
   }
   if (in->valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {

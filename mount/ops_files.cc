@@ -70,7 +70,7 @@ int DoCreate(FuseFs& fs, const Request& req, Reply& reply) {
   }
   if (!fd) return errno;
   if ((in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID)) {
-    KillSuidGid(ProcFdPath(fd.get()));
+    KillSuidGid(ProcFdPath(fd.get()), req, false);
   }
   fuse_entry_out entry;
   int err = fs.LookupChild(dir.get(), name, &entry);
@@ -94,7 +94,7 @@ int DoOpen(FuseFs& fs, const Request& req, Reply& reply) {
   UniqueFd fd(::open(ProcFdPath(path.get()).c_str(), ArenaOpenFlags(in->flags)));
   if (!fd) return errno;
   if ((in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID)) {
-    int err = KillSuidGid(ProcFdPath(fd.get()));
+    int err = KillSuidGid(ProcFdPath(fd.get()), req, false);
     if (err != 0) return err;
   }
   kernel::OpenOut out;
@@ -131,8 +131,10 @@ int DoWrite(FuseFs& fs, const Request& req, Reply& reply) {
   auto file = fs.files().Get(in->fh);
   if (!file) return EBADF;
   const char* data = req.arg + sizeof(fuse_write_in);
+  // Only WRITEs the daemon serves carry the flag; a passthrough write asks for the same
+  // with an empty SETATTR (see DoSetattr).
   if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
-    int err = KillSuidGid(ProcFdPath(file->fd.get()));
+    int err = KillSuidGid(ProcFdPath(file->fd.get()), req, false);
     if (err != 0) return err;
   }
   size_t done = 0;

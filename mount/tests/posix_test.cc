@@ -386,9 +386,6 @@ TEST_P(PosixTest, UnprivilegedWriteTruncateClearSuidSgid) {
       return err;
     });
     EXPECT_EQ(rc, 0) << how;
-    // Passthrough writes bypass the daemon; the kernel leaves the bits to it there (the
-    // mount is nosuid, so they grant nothing anyway).
-    if (passthrough() && std::string(how) == "write") continue;
     EXPECT_EQ(Stat(f).st_mode & 07777, 0777u) << how;
   }
 }
