@@ -45,6 +45,7 @@ run_suite() {
 }
 
 run_suite cpp ctest --test-dir build --output-on-failure -j2 --timeout 600
+run_suite csi-sanity bash tests/conformance/csi-sanity.sh "$root/build/cellar"
 # The Python package's zero-copy test and the example pipeline steps run on a real
 # Cellar volume, provisioned and published as Kubernetes would.
 with_volume=(/usr/bin/python3 tests/support/with_volume.py)
