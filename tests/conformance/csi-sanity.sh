@@ -55,6 +55,9 @@ mounts_below() {
     awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2-
 }
 
+# stop_node: SIGTERM, SIGKILL after 10 s; node_rc is its exit status (0 when a
+# SIGTERM stopped it cleanly).
+node_rc=0
 stop_node() {
   [ -n "$node_pid" ] || return 0
   if kill -0 "$node_pid" 2>/dev/null; then
@@ -63,6 +66,7 @@ stop_node() {
     kill -0 "$node_pid" 2>/dev/null && kill -KILL "$node_pid"
   fi
   wait "$node_pid" 2>/dev/null
+  node_rc=$?
   node_pid=
 }
 
@@ -167,6 +171,13 @@ run_mode() {
     > "$home/sanity.log" 2>&1
   local rc=$?
   stop_node
+  if [ "$node_rc" != 0 ]; then
+    # A daemon that crashed during the run, or did not stop cleanly, fails the mode
+    # whatever csi-sanity saw.
+    echo "csi-sanity [$name]: cellar node exited with $node_rc; its log:" >&2
+    tail -60 "$home/cellar.log" >&2
+    total_failed=$((total_failed + 1))
+  fi
 
   # Ginkgo's summary: "Ran X of Y Specs in ..." then "... N Passed | N Failed |
   # N Pending | N Skipped".
