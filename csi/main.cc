@@ -1,6 +1,9 @@
-// cellar: the Cellar CSI node plugin.
+// cellar: the Cellar CSI node plugin, and the small helpers its pod runs beside it.
 //
 //   cellar node --endpoint unix:///csi/csi.sock --node-id NAME --state-dir DIR --capacity 8Gi
+//   cellar fd-holder --socket /run/cellar-holder/holder.sock
+//   cellar registrar --csi-address /csi/csi.sock --kubelet-registration-path HOST_PATH [--check]
+//   cellar probe --endpoint unix:///csi/csi.sock --timeout 4s
 #include <cstdlib>
 #include <iostream>
 
@@ -10,6 +13,8 @@
 #include "common/logging.h"
 #include "common/size.h"
 #include "csi/driver.h"
+#include "csi/local_client.h"
+#include "csi/registrar.h"
 #include "csi/server.h"
 #include "mount/fd_holder.h"
 
@@ -83,7 +88,109 @@ int main(int argc, char** argv) {
   holder->add_option("--log-level", holder_log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
 
+  std::string reg_csi_address;
+  cellar::csi::RegistrarOptions reg_options;
+  std::string reg_dir = reg_options.registration_dir.string();
+  std::string reg_timeout = "5s";
+  std::string reg_log_level = "info";
+  bool reg_check = false;
+  CLI::App* registrar = app.add_subcommand(
+      "registrar", "Register the driver with the kubelet (plugin registration), as "
+                   "kubernetes-csi's node-driver-registrar does");
+  registrar->add_option("--csi-address", reg_csi_address,
+                        "The driver's CSI socket as this container sees it: /csi/csi.sock or "
+                        "unix:///csi/csi.sock (default: $ADDRESS)");
+  registrar->add_option("--kubelet-registration-path", reg_options.kubelet_registration_path,
+                        "The same socket as the kubelet sees it on the host, "
+                        "/var/lib/kubelet/plugins/<driver>/csi.sock (default: $DRIVER_REG_SOCK_PATH)");
+  registrar->add_option("--plugin-registration-path", reg_dir,
+                        "Where the kubelet's plugins_registry directory is mounted; the socket "
+                        "served is <this>/<driver>-reg.sock")
+      ->capture_default_str();
+  registrar->add_option("--timeout", reg_timeout,
+                        "How long one GetPluginInfo call, or the whole --check, may take: 5s, 500ms")
+      ->capture_default_str();
+  registrar->add_option("--log-level", reg_log_level, "trace, debug, info, warn or error")
+      ->capture_default_str();
+  registrar->add_flag("--check", reg_check,
+                      "Do not register: exit 0 if a registration socket answers GetInfo for "
+                      "--kubelet-registration-path within --timeout, 1 otherwise (an exec "
+                      "liveness probe)");
+
+  std::string probe_endpoint;
+  std::string probe_timeout = "4s";
+  CLI::App* probe = app.add_subcommand(
+      "probe", "Call the driver's Probe once: exit 0 if it answers ready within --timeout, 1 "
+               "otherwise (exec liveness and readiness probes)");
+  probe->add_option("--endpoint", probe_endpoint,
+                    "CSI socket, unix:///path/csi.sock (default: $CSI_ENDPOINT)");
+  probe->add_option("--timeout", probe_timeout, "How long to wait for the answer: 4s, 500ms")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+
+  if (probe->parsed()) {
+    if (probe_endpoint.empty()) probe_endpoint = EnvOr("CSI_ENDPOINT", "");
+    auto socket = cellar::csi::ParseSocketAddress(probe_endpoint);
+    auto timeout = cellar::csi::ParseDuration(probe_timeout);
+    if (probe_endpoint.empty() || !socket.ok() || !timeout.ok()) {
+      std::cerr << "cellar probe: "
+                << (probe_endpoint.empty() ? "no endpoint: pass --endpoint or set CSI_ENDPOINT"
+                    : !socket.ok()         ? "--endpoint: " + socket.status().message()
+                                           : "--timeout: " + timeout.status().message())
+                << "\n";
+      return 2;
+    }
+    cellar::Status st = cellar::csi::ProbeDriver(*socket, *timeout);
+    if (!st.ok()) {
+      std::cerr << "cellar probe: not ready: " << st.message() << "\n";
+      return 1;
+    }
+    std::cout << "cellar probe: " << socket->string() << " is ready\n";
+    return 0;
+  }
+
+  if (registrar->parsed()) {
+    if (cellar::Status st = cellar::SetLogLevel(reg_log_level); !st.ok()) {
+      std::cerr << "cellar registrar: " << st.message() << "\n";
+      return 2;
+    }
+    if (reg_csi_address.empty()) reg_csi_address = EnvOr("ADDRESS", "");
+    if (reg_options.kubelet_registration_path.empty()) {
+      reg_options.kubelet_registration_path = EnvOr("DRIVER_REG_SOCK_PATH", "");
+    }
+    reg_options.registration_dir = reg_dir;
+    auto timeout = cellar::csi::ParseDuration(reg_timeout);
+    if (!timeout.ok()) {
+      std::cerr << "cellar registrar: --timeout: " << timeout.status().message() << "\n";
+      return 2;
+    }
+    reg_options.timeout = *timeout;
+    if (reg_check) {
+      cellar::Status st = cellar::csi::CheckRegistration(reg_options);
+      if (!st.ok()) {
+        std::cerr << "cellar registrar --check: " << st.message() << "\n";
+        return st.code() == cellar::Code::kInvalidArgument ? 2 : 1;
+      }
+      return 0;
+    }
+    if (reg_csi_address.empty()) {
+      std::cerr << "cellar registrar: no CSI socket: pass --csi-address or set ADDRESS\n";
+      return 2;
+    }
+    auto socket = cellar::csi::ParseSocketAddress(reg_csi_address);
+    if (!socket.ok()) {
+      std::cerr << "cellar registrar: --csi-address: " << socket.status().message() << "\n";
+      return 2;
+    }
+    reg_options.csi_socket = *socket;
+    cellar::Status st = cellar::csi::RunRegistrar(reg_options);
+    if (!st.ok()) {
+      spdlog::error("cellar registrar: {}", st.message());
+      return st.code() == cellar::Code::kInvalidArgument ? 2 : 1;
+    }
+    return 0;
+  }
 
   if (holder->parsed()) {
     if (cellar::Status st = cellar::SetLogLevel(holder_log_level); !st.ok()) {

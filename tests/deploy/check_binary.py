@@ -1,16 +1,21 @@
 """Checks of the manifests against the cellar binary itself: every flag the
 DaemonSet passes is one `cellar node --help` (or, for the holder sidecar,
-`cellar fd-holder --help`) lists; and `cellar node`, started with exactly the
-rendered arguments (endpoint, state directory and holder socket moved to a
-temporary directory, with `cellar fd-holder` started as the pod would),
-reports the driver name, topology key and capabilities the manifests rely on. Runs only when a binary is given, and then fails (not
-skips) if it is missing or cannot run."""
+`cellar fd-holder --help`) lists, and so is every flag of `cellar registrar`
+and of the exec probes (`cellar probe`, `cellar registrar --check`); and
+`cellar node`, started with exactly the rendered arguments (endpoint, state
+directory and holder socket moved to a temporary directory, with `cellar
+fd-holder` started as the pod would), reports the driver name, topology key
+and capabilities the manifests rely on, passes the rendered exec probes, and
+is registered by `cellar registrar` started with the rendered arguments,
+whose rendered liveness check passes. Runs only when a binary is given, and
+then fails (not skips) if it is missing or cannot run."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import (DEPLOY, REPO, Runner, container, daemonset_of, expanded_args, expect, fail,
-                     flag_values, one, run)
+from harness import (DEPLOY, REPO, Runner, all_containers, container, daemonset_of, env_values, expanded_args,
+                     expect, fail, flag_values, one, run)
 
 TOPOLOGY_KEY = "topology.csi.cellar.dev/node"
 NODE = "deploy-check-node"
@@ -40,6 +45,8 @@ def require_binary(binary: str) -> Path:
 
 
 HOLDER = "fd-holder"
+REGISTRAR = "node-driver-registrar"
+PROBE_KINDS = ["startupProbe", "livenessProbe", "readinessProbe"]
 
 
 def cellar_args(objs: list[dict]) -> list[str]:
@@ -48,6 +55,21 @@ def cellar_args(objs: list[dict]) -> list[str]:
 
 def holder_args(objs: list[dict]) -> list[str]:
     return expanded_args(container(daemonset_of(objs, "node-plugin"), HOLDER))
+
+
+def registrar_args(objs: list[dict]) -> list[str]:
+    return expanded_args(container(daemonset_of(objs, "node-plugin"), REGISTRAR))
+
+
+def cellar_probes(objs: list[dict]) -> list[tuple[str, dict, list[str]]]:
+    """(label, container, command) of every exec probe that runs the cellar binary."""
+    out = []
+    for c in all_containers(daemonset_of(objs, "node-plugin")):
+        for kind in PROBE_KINDS:
+            command = c.get(kind, {}).get("exec", {}).get("command", [])
+            if command and Path(command[0]).name == "cellar":
+                out.append((f"{c['name']} {kind}", c, command))
+    return out
 
 
 def help_flags(binary: Path, subcommand: str = "node") -> set[str]:
@@ -84,6 +106,27 @@ def check_holder_flags(binary: Path, renders: dict[str, list[dict]]) -> None:
         unknown = sorted(set(flag_values(args[1:])) - accepted)
         expect(not unknown, f"[{key}] the {HOLDER} sidecar passes flags `cellar {HOLDER} --help` does not list: "
                + ", ".join(f"--{f}" for f in unknown) + f"\n(listed: {', '.join(sorted(accepted))})")
+
+
+def check_subcommand_flags(binary: Path, renders: dict[str, list[dict]]) -> None:
+    """`cellar registrar` and every exec probe's cellar command use only flags
+    their subcommand's --help lists."""
+    accepted: dict[str, set[str]] = {}
+    for key, objs in renders.items():
+        uses = [(f"{REGISTRAR} args", registrar_args(objs))]
+        uses += [(label, command[1:]) for label, _, command in cellar_probes(objs)]
+        expect(len(uses) >= 4, f"[{key}] want the registrar and three exec probes, found {[u[0] for u in uses]}")
+        for label, args in uses:
+            expect(args and not args[0].startswith("-"), f"[{key}] {label}: no subcommand in {args}")
+            sub = args[0]
+            if sub not in accepted:
+                accepted[sub] = help_flags(binary, sub)
+                expect(accepted[sub], f"cellar {sub} --help lists no flags")
+            unknown = sorted(set(flag_values(args[1:])) - accepted[sub])
+            expect(not unknown, f"[{key}] {label} passes flags `cellar {sub} --help` does not list: "
+                   + ", ".join(f"--{f}" for f in unknown))
+            positional = [a for a in args[1:] if not a.startswith("--")]
+            expect(not positional, f"[{key}] {label}: unexpected positional arguments {positional}")
 
 
 # ------------------------------------------------------------- live checks
@@ -192,6 +235,73 @@ def call(channel, pb, service: str, method: str, request):
     return stub(request, timeout=10)
 
 
+def with_flag(args: list[str], name: str, value: str) -> list[str]:
+    """args with --name=... replaced by --name=value (added if absent)."""
+    out = [a for a in args if not a.startswith(f"--{name}=")]
+    return out + [f"--{name}={value}"]
+
+
+def container_env(c: dict) -> dict[str, str]:
+    """The process environment a command in container c sees (for exec probes:
+    the kubelet does not expand $(VAR) in them, the command reads the env)."""
+    env = dict(os.environ)
+    env.update(env_values(c, {"spec.nodeName": NODE}))
+    return env
+
+
+def check_probes_live(binary: Path, objs: list[dict], plugin: "Plugin") -> None:
+    """The plugin's rendered exec probes, run as the kubelet runs them, against
+    the live plugin."""
+    ds = daemonset_of(objs, "node-plugin")
+    for label, c, command in cellar_probes(objs):
+        if c["name"] != "cellar":
+            continue
+        args = with_flag(command[1:], "endpoint", f"unix://{plugin.socket}")
+        proc = run([str(binary), *args], check=False, timeout=30, env=container_env(container(ds, "cellar")))
+        expect(proc.returncode == 0, f"{label} `cellar {' '.join(args)}` exited {proc.returncode}: "
+               f"{(proc.stderr or proc.stdout).strip()}")
+
+
+def check_registration_live(binary: Path, objs: list[dict], plugin: "Plugin", driver: str) -> None:
+    """`cellar registrar` with the rendered arguments (the CSI socket and the
+    registration directory moved to the plugin's temporary directory)
+    registers the driver under its name, its rendered liveness check passes
+    while it serves and fails once SIGTERM has removed the socket."""
+    reg = container(daemonset_of(objs, "node-plugin"), REGISTRAR)
+    env = container_env(reg)
+    # A short directory: a unix socket path has at most 107 bytes, and the rendered
+    # driver names are long (in the pod it is /registration/<driver>-reg.sock).
+    registry = Path(tempfile.mkdtemp(prefix="reg.", dir="/tmp"))
+    args = with_flag(with_flag(registrar_args(objs), "csi-address", str(plugin.socket)),
+                     "plugin-registration-path", str(registry))
+    log = plugin.dir / "registrar.log"
+    proc = subprocess.Popen([str(binary), *args], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True, env=env)
+    socket = registry / f"{driver}-reg.sock"
+    liveness = next(cmd for _, c, cmd in cellar_probes(objs) if c["name"] == REGISTRAR)
+    check_args = with_flag(liveness[1:], "plugin-registration-path", str(registry))
+    try:
+        deadline = time.monotonic() + 20
+        while not socket.exists():
+            expect(proc.poll() is None and time.monotonic() < deadline,
+                   f"cellar {' '.join(args)} did not create {socket}:\n{log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        check = run([str(binary), *check_args], check=False, timeout=30, env=env)
+        expect(check.returncode == 0, f"the registrar's liveness `cellar {' '.join(check_args)}` exited "
+               f"{check.returncode}: {(check.stderr or check.stdout).strip()}")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(10)
+        expect(code == 0, f"cellar registrar exited {code} on SIGTERM:\n{log.read_text(errors='replace')[-2000:]}")
+        expect(not socket.exists(), "cellar registrar left its registration socket behind after SIGTERM")
+        check = run([str(binary), *check_args], check=False, timeout=30, env=env)
+        expect(check.returncode == 1, f"the registrar's liveness passed (exit {check.returncode}) with no registrar")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(registry, ignore_errors=True)
+
+
 def check_live(binary: Path, objs: list[dict], workdir: Path) -> None:
     if os.geteuid() != 0:
         fail("starting cellar node needs root (mounts, /dev/fuse); run tests/deploy/run.sh as root")
@@ -245,6 +355,8 @@ def check_live(binary: Path, objs: list[dict], workdir: Path) -> None:
             capacity = call(ch, pb, "Controller", "GetCapacity", request).available_capacity
             limit = parse_size(flags["capacity"])
             expect(0 < capacity <= limit, f"GetCapacity says {capacity} bytes for --capacity={flags['capacity']}")
+        check_probes_live(binary, objs, plugin)
+        check_registration_live(binary, objs, plugin, driver["metadata"]["name"])
     except grpc.RpcError as e:
         fail(f"{e.code()}: {e.details()}\n{plugin.tail()}")
     finally:
@@ -276,8 +388,11 @@ def register(runner: Runner, ctx, binary: str | None) -> None:
                      check_flags, path, ctx.renders)
         runner.check(f"binary: every flag the {HOLDER} sidecar passes is in `cellar {HOLDER} --help`",
                      check_holder_flags, path, ctx.renders)
+        runner.check("binary: every flag of `cellar registrar` and of the exec probes is in its subcommand's --help",
+                     check_subcommand_flags, path, ctx.renders)
     for key, objs in ctx.renders.items():
         ns = daemonset_of(objs, "node-plugin")["metadata"]["namespace"]
         name = one(objs, "StorageClass")["metadata"]["name"]
         runner.check(f"binary [{ns}]: cellar fd-holder and cellar node with the rendered args report driver, "
-                     f"topology key, capabilities ({name})", check_live, path, objs, ctx.workdir)
+                     f"topology key, capabilities, pass the exec probes; cellar registrar registers them ({name})",
+                     check_live, path, objs, ctx.workdir)

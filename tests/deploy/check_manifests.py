@@ -29,7 +29,16 @@ EXPECTED = {
 }
 VINEYARD_OVERLAY = DEPLOY / "overlays" / "vineyard-system.vineyardd-sample"
 CLUSTER_SCOPED = {"Namespace", "CSIDriver", "StorageClass", "ClusterRole", "ClusterRoleBinding"}
-SOCKET_CONTAINERS = ["cellar", "csi-provisioner", "node-driver-registrar", "liveness-probe"]
+SOCKET_CONTAINERS = ["cellar", "csi-provisioner", "node-driver-registrar"]
+# The kubelet plugin registration: `cellar registrar` in the container that
+# node-driver-registrar used to be (the identity component finds it by name).
+REGISTRAR = "node-driver-registrar"
+# Containers that run the cellar image, and the subcommand each runs.
+CELLAR_SUBCOMMANDS = {"cellar": "node", "fd-holder": "fd-holder", REGISTRAR: "registrar"}
+# kubernetes-csi sidecars that Cellar replaces with its own subcommands: their
+# modules cannot be fetched here, so their images can be neither built nor
+# tested; the pod must not name them.
+REPLACED_SIDECARS = {"csi-node-driver-registrar": "cellar registrar", "livenessprobe": "cellar probe"}
 # The fd-holder sidecar: `cellar fd-holder --socket HOLDER_SOCKET`, the socket
 # on a per-pod emptyDir that the cellar container mounts too.
 HOLDER = "fd-holder"
@@ -91,6 +100,35 @@ def reservation(objs: list[dict]) -> dict:
 
 def socket_path(arg: str) -> str:
     return arg[len("unix://"):] if arg.startswith("unix://") else arg
+
+
+def exec_command(c: dict, kind: str) -> list[str]:
+    """The command of container c's exec probe `kind`, which must run the
+    cellar binary (the image's, on PATH)."""
+    probe = c.get(kind)
+    expect(probe, f"container {c['name']} has no {kind}")
+    command = probe.get("exec", {}).get("command", [])
+    expect(command, f"container {c['name']} {kind} is not an exec probe: {probe}")
+    expect(command[0] in ("cellar", "/usr/local/bin/cellar"),
+           f"container {c['name']} {kind} runs {command[0]!r}, not the cellar binary")
+    return command
+
+
+def seconds(duration: str) -> float:
+    m = re.fullmatch(r"(\d+)(ms|s|m)?", duration)
+    expect(m is not None, f"duration {duration!r} is not <n>ms, <n>s or <n>m")
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[m.group(2)]
+
+
+def check_probe_timeout(c: dict, kind: str) -> None:
+    """The probe command's --timeout ends before the kubelet's timeoutSeconds."""
+    command = exec_command(c, kind)
+    timeout = flag_values(command).get("timeout")
+    expect(timeout, f"container {c['name']} {kind} {command} passes no --timeout")
+    limit = c[kind].get("timeoutSeconds", 1)
+    expect(seconds(timeout) < limit,
+           f"container {c['name']} {kind}: --timeout={timeout} is not below timeoutSeconds {limit}; "
+           "the kubelet would kill the probe before it can say why it failed")
 
 
 def identity_of(objs: list[dict]) -> tuple[str, str]:
@@ -202,10 +240,19 @@ def check_sockets(objs: list[dict]) -> None:
     drv = one(objs, "CSIDriver")["metadata"]["name"]
     expect(host_dir == f"/var/lib/kubelet/plugins/{drv}",
            f"socket directory {host_dir} is not /var/lib/kubelet/plugins/{drv}")
-    registrar = container(ds, "node-driver-registrar")
-    reg_mount = mount_for(registrar, "/registration")
-    expect(reg_mount is not None and volume(ds, reg_mount[0]["name"])["hostPath"]["path"]
-           == "/var/lib/kubelet/plugins_registry", "registrar must mount /var/lib/kubelet/plugins_registry")
+    registrar = container(ds, REGISTRAR)
+    reg_dir = flag_values(reg).get("plugin-registration-path") or "/registration"
+    reg_mount = mount_for(registrar, reg_dir)
+    expect(reg_mount is not None and reg_mount[1] == "" and volume(ds, reg_mount[0]["name"])["hostPath"]["path"]
+           == "/var/lib/kubelet/plugins_registry",
+           f"registrar --plugin-registration-path {reg_dir} must be where /var/lib/kubelet/plugins_registry is mounted")
+    # The exec probes of the plugin ask the same socket the plugin serves.
+    plugin = container(ds, "cellar")
+    for kind in ["livenessProbe", "readinessProbe"]:
+        command = exec_command(plugin, kind)
+        endpoint = flag_values(command).get("endpoint") or env_values(plugin).get("CSI_ENDPOINT")
+        expect(endpoint == flag_values(expanded_args(plugin)).get("endpoint"),
+               f"cellar {kind} probes {endpoint}, but cellar node serves {flag_values(expanded_args(plugin)).get('endpoint')}")
 
 
 def check_node_plugin(objs: list[dict], exp: dict) -> None:
@@ -242,16 +289,13 @@ def check_node_plugin(objs: list[dict], exp: dict) -> None:
     request = container(reservation(objs), "reserve").get("resources", {}).get("requests", {}).get("memory")
     expect(flags["capacity"] == cap_env == request == exp["capacity"],
            f"capacity disagrees: --capacity={flags['capacity']}, reserved={request}, want {exp['capacity']}")
-    # Health: liveness through the livenessprobe sidecar, and readiness.
-    lp_flags = flag_values(container(ds, "liveness-probe").get("args", []))
-    probe_port = (lp_flags.get("http-endpoint") or "").rpartition(":")[2] or lp_flags.get("health-port") or "9808"
-    ports = {p["name"]: p["containerPort"] for k in spec["containers"] for p in k.get("ports", []) if "name" in p}
+    # Health: liveness and readiness are `cellar probe` (the driver's Probe
+    # RPC) run in the cellar container, each giving up before the kubelet
+    # does, so that its message reaches the pod's events.
     for kind in ["livenessProbe", "readinessProbe"]:
-        probe = c.get(kind, {}).get("httpGet")
-        expect(probe is not None, f"cellar has no {kind}")
-        port = probe["port"]
-        port = ports.get(port, port)
-        expect(str(port) == str(probe_port), f"cellar {kind} asks port {port}; livenessprobe serves {probe_port}")
+        command = exec_command(c, kind)
+        expect(command[1:2] == ["probe"], f"cellar {kind} runs {command}, want `cellar probe ...`")
+        check_probe_timeout(c, kind)
     # Every container asks for resources; graceful termination; every node.
     for k in all_containers(ds):
         req = k.get("resources", {}).get("requests", {})
@@ -373,15 +417,55 @@ def check_rollout(objs: list[dict]) -> None:
     expect(plugin.get("readinessProbe"), "cellar has no readinessProbe")
     # The old daemon idles until SIGTERM; nothing in the pod may make it exit.
     expect(pod_spec(ds).get("restartPolicy", "Always") == "Always", "the plugin pod must restart containers")
-    # The registrar's liveness bounds the registration gap when the old pod goes.
-    reg = container(ds, "node-driver-registrar").get("livenessProbe", {})
+    # The registrar's liveness bounds the registration gap should its socket go.
+    reg = container(ds, REGISTRAR).get("livenessProbe", {})
     gap = reg.get("periodSeconds", 10) * reg.get("failureThreshold", 3)
-    expect(reg.get("httpGet") and gap <= 15,
-           f"registrar liveness detects a removed registration socket after {gap} s; keep it <= 15 s")
+    expect(gap <= 15, f"registrar liveness detects a removed registration socket after {gap} s; keep it <= 15 s")
     # The memory budget must not be asked for twice during a surge.
     mem = container(ds, "cellar").get("resources", {}).get("requests", {}).get("memory", "")
     cap = env_values(container(ds, "cellar")).get("CELLAR_CAPACITY")
     expect(mem != cap, f"the plugin requests the capacity ({cap}) itself; a surge pod would reserve it twice")
+
+
+def check_registrar(objs: list[dict]) -> None:
+    """`cellar registrar` registers the driver with the kubelet, and its
+    liveness probe (`cellar registrar --check`) asks about the same
+    registration: the same directory, the same endpoint."""
+    ds = daemonset(objs)
+    reg = container(ds, REGISTRAR)
+    args = expanded_args(reg)
+    expect(args[:1] == ["registrar"], f"{REGISTRAR} runs {args}, want `cellar registrar ...`")
+    flags = flag_values(args[1:])
+    for required in ["csi-address", "kubelet-registration-path"]:
+        expect(flags.get(required), f"cellar registrar lacks --{required}")
+    positional = [a for a in args[1:] if not a.startswith("--")]
+    expect(not positional, f"{REGISTRAR}: unexpected positional arguments {positional}")
+    expect("check" not in flags, f"{REGISTRAR} runs the check, not the registrar")
+    command = exec_command(reg, "livenessProbe")
+    expect(command[1:3] == ["registrar", "--check"],
+           f"{REGISTRAR} livenessProbe runs {command}, want `cellar registrar --check ...`")
+    check_probe_timeout(reg, "livenessProbe")
+    cflags = flag_values(command[3:])
+    # The kubelet does not expand $(VAR) in probe commands: a flag left out is
+    # taken from the container's env (DRIVER_REG_SOCK_PATH), a literal one
+    # must equal what the registrar serves.
+    env = env_values(reg)
+    endpoint = cflags.get("kubelet-registration-path") or env.get("DRIVER_REG_SOCK_PATH")
+    expect("$(" not in " ".join(command), f"{REGISTRAR} livenessProbe {command} uses $(VAR), which probes do not expand")
+    expect(endpoint == flags["kubelet-registration-path"],
+           f"the registrar's liveness checks endpoint {endpoint}, the registrar registers {flags['kubelet-registration-path']}")
+    directory = cflags.get("plugin-registration-path") or "/registration"
+    expect(directory == (flags.get("plugin-registration-path") or "/registration"),
+           f"the registrar's liveness looks in {directory}, the registrar serves in {flags.get('plugin-registration-path')}")
+    # Root for the kubelet's directory and the driver's socket, nothing more.
+    sc = reg.get("securityContext", {})
+    expect(not sc.get("privileged"), f"{REGISTRAR} must not be privileged")
+    expect(sc.get("runAsUser") == 0, f"{REGISTRAR} must run as root (the kubelet's plugins_registry is root's)")
+    expect(sc.get("allowPrivilegeEscalation") is False, f"{REGISTRAR} must set allowPrivilegeEscalation: false")
+    expect("ALL" in sc.get("capabilities", {}).get("drop", []), f"{REGISTRAR} must drop all capabilities")
+    expect(not reg.get("ports"), f"{REGISTRAR} serves no port (its probe is exec)")
+    expect(not any(m["name"] in ("state-dir", "dev-dir", "kubelet-pods-dir") for m in reg.get("volumeMounts", [])),
+           f"{REGISTRAR} mounts host paths it does not need")
 
 
 def check_reservation(objs: list[dict], exp: dict) -> None:
@@ -472,22 +556,31 @@ def documented_images() -> set[str]:
 
 
 def pinned_sidecars() -> dict[str, str]:
-    """The sidecar versions named in the comment at the top of daemonset.yaml."""
+    """The sidecar versions named in the comment at the top of daemonset.yaml
+    (lines `#   <image name>  v<x.y.z>`)."""
     text = (DEPLOY / "kubernetes" / "base" / "daemonset.yaml").read_text()
-    return dict(re.findall(r"^#\s+(csi-provisioner|csi-node-driver-registrar|livenessprobe)\s+(v\d+\.\d+\.\d+)",
-                           text, re.M))
+    header = text.split("\napiVersion:", 1)[0]
+    return dict(re.findall(r"^#\s+([a-z][a-z-]+)\s+(v\d+\.\d+\.\d+)", header, re.M))
 
 
 def check_images(objs: list[dict], cellar_image: str = "cellar:0.1.0") -> None:
     documented = pinned_sidecars()
-    expect(len(documented) == 3, f"daemonset.yaml documents {documented}, want the three sidecar versions")
+    expect(set(documented) == {"csi-provisioner"},
+           f"daemonset.yaml documents sidecars {documented}, want csi-provisioner alone")
+    for name, replacement in REPLACED_SIDECARS.items():
+        expect(name not in documented, f"daemonset.yaml still documents {name}; {replacement} replaces it")
     others = documented_images()
-    expect(container(daemonset(objs), HOLDER)["image"] == cellar_image,
-           f"{HOLDER} must run the cellar image {cellar_image}")
-    for c in [c for ds in objects_of(objs, "DaemonSet") for c in all_containers(ds)]:
+    ds = daemonset(objs)
+    for name, subcommand in CELLAR_SUBCOMMANDS.items():
+        c = container(ds, name)
+        expect(c["image"] == cellar_image, f"{name} must run the cellar image {cellar_image}, runs {c['image']}")
+        expect(expanded_args(c)[:1] == [subcommand], f"{name} must run `cellar {subcommand}`")
+    for c in [c for d in objects_of(objs, "DaemonSet") for c in all_containers(d)]:
         image = c["image"]
-        if c["name"] in ("cellar", HOLDER):
-            expect(image == cellar_image, f"{c['name']} image is {image}, want {cellar_image}")
+        for name, replacement in REPLACED_SIDECARS.items():
+            expect(f"/{name}:" not in image and not image.startswith(f"{name}:"),
+                   f"container {c['name']} uses {image}, which cannot be built here; {replacement} replaces it")
+        if c["name"] in CELLAR_SUBCOMMANDS:
             continue
         if image in OTHER_IMAGES:
             expect(image in others, f"{image} is not documented in the header of {OTHER_IMAGES[image]}")
@@ -564,6 +657,7 @@ def check_render_options(ctx: Context) -> None:
     check_handover(objs, exp)
     check_rollout(objs)
     check_images(objs, cellar_image=image)
+    check_registrar(objs)
     expect(cellar_flags(objs).get("log-level") == "debug", "--log-level did not reach cellar node")
     holder_level = flag_values(expanded_args(container(daemonset(objs), HOLDER))).get("log-level")
     expect(holder_level == "debug", f"--log-level did not reach cellar fd-holder ({holder_level})")
@@ -640,7 +734,10 @@ def register(runner: Runner, ctx: Context) -> None:
         runner.check(f"contract {tag}: CSIDriver {exp['driver']}", check_csidriver, objs, exp)
         runner.check(f"contract {tag}: StorageClass binding/expansion/reclaim", check_storageclass, objs, exp)
         runner.check(f"contract {tag}: driver name agrees everywhere", check_driver_name, objs, exp)
-        runner.check(f"contract {tag}: plugin, registrar, provisioner, probe share one socket", check_sockets, objs)
+        runner.check(f"contract {tag}: plugin, registrar, provisioner and the plugin's probes share one socket",
+                     check_sockets, objs)
+        runner.check(f"contract {tag}: `cellar registrar` and its `--check` liveness agree, root without "
+                     "capabilities", check_registrar, objs)
         runner.check(f"contract {tag}: node plugin (privileged, mounts, capacity, probes, requests)",
                      check_node_plugin, objs, exp)
         runner.check(f"contract {tag}: fd-holder native sidecar, shared socket volume, cellar --fd-holder",
@@ -653,7 +750,8 @@ def register(runner: Runner, ctx: Context) -> None:
                      objs, exp)
         runner.check(f"contract {tag}: csi-provisioner distributed provisioning flags", check_provisioner, objs)
         runner.check(f"contract {tag}: RBAC is exactly what the provisioner needs", check_rbac, objs)
-        runner.check(f"contract {tag}: images pinned, cellar image from kustomize images:", check_images, objs)
+        runner.check(f"contract {tag}: images pinned, cellar image for cellar/fd-holder/registrar, no "
+                     "replaced sidecar", check_images, objs)
 
     if {"default", "vineyard"} <= ctx.renders.keys():
         runner.check("render.sh: committed vineyard overlay is current", check_overlay_is_current, ctx)

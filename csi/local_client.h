@@ -1,0 +1,45 @@
+// One-shot gRPC clients of local unix sockets, for the subcommands that talk to a
+// running `cellar node` rather than serve: `cellar probe` (the exec liveness and
+// readiness probes) and `cellar registrar` (which asks the driver its name). Also the
+// parsing of the flags they share (socket addresses, durations).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/status.h"
+
+namespace cellar::csi {
+
+// "4s", "500ms", "2m", or a bare number of seconds -> milliseconds. InvalidArgument for
+// anything else, for zero and for more than a day.
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// A CSI socket as the kubernetes-csi sidecars accept it: "unix:///csi/csi.sock",
+// "unix:/csi/csi.sock" or a plain absolute path. InvalidArgument otherwise (a TCP
+// address, a relative path, a path too long for a unix socket).
+Result<std::filesystem::path> ParseSocketAddress(const std::string& address);
+
+// A channel to the unix socket `path` that connects afresh: its own subchannel pool,
+// so no backoff left by an earlier failed connection (of this or another channel to
+// the same socket) delays it.
+std::shared_ptr<grpc::Channel> UnixChannel(const std::filesystem::path& path);
+
+// Calls the CSI Identity service's Probe on `socket`, waiting at most `timeout`.
+// OK when the driver answers ready (true, or absent: the spec lets a CO assume ready);
+// Unavailable when nothing serves the socket (missing, stale, refused);
+// DeadlineExceeded when no answer came in time; FailedPrecondition when it answered
+// ready=false; the RPC's own code for any other error.
+Status ProbeDriver(const std::filesystem::path& socket, std::chrono::milliseconds timeout);
+
+// The driver's name from GetPluginInfo on `socket`, waiting at most `timeout`. Errors
+// as ProbeDriver's; InvalidArgument when the name it gives is empty.
+Result<std::string> DriverNameOf(const std::filesystem::path& socket,
+                                 std::chrono::milliseconds timeout);
+
+}  // namespace cellar::csi
