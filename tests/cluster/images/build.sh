@@ -1,0 +1,355 @@
+#!/usr/bin/env bash
+# tests/cluster/images/build.sh [--import SOCKET] [--only NAME]... [--force] [--base-stamp STAMP]
+#
+# Builds, without a registry or a Docker engine, the four images the real-cluster
+# suite runs, and writes each as an OCI archive that `ctr images import` reads:
+#
+#   docker.io/library/cellar:0.1.0           deploy/Dockerfile, with buildah
+#   docker.io/library/cellar-examples:0.1.0  examples/Dockerfile, with buildah
+#   registry.k8s.io/sig-storage/csi-provisioner:v6.4.0
+#                                            the Go module in ../components/csi-provisioner
+#   registry.k8s.io/pause:3.10               build/pause/linux/pause.c of k8s.io/kubernetes
+#
+# NAME for --only: cellar, cellar-examples, csi-provisioner, pause (repeatable;
+# default all). The Dockerfiles start FROM debian:12 and debian:12-slim; with no
+# registry those come from debootstrap (Debian's archive) and are put in buildah's
+# own storage under those names, so `buildah bud --pull=never` runs the Dockerfiles
+# exactly as written.
+#
+# --import SOCKET   then import every built image into the containerd listening on
+#                   SOCKET, namespace k8s.io (`ctr --address SOCKET -n k8s.io images
+#                   import`), where the kubelet's CRI finds them.
+# --force           rebuild the images (not the base images, not the Go build cache).
+# --base-stamp S    the cache key of the base images (default: the UTC month, so the
+#                   bases pick up Debian's security updates once a month).
+#
+# Idempotent: each result is keyed on its inputs and rebuilt only when they change.
+# Cache layout, under $CELLAR_IMAGES_CACHE (default /var/cache/cellar-cluster/images):
+#
+#   base/debian-12[-slim]-STAMP-RECIPE.oci.tar   the debootstrapped bases (RECIPE: a
+#                                    hash of make_base below), with .packages beside
+#   buildah/storage/                 buildah's image store and --layers cache; its
+#                                    run root is a temporary directory under /run
+#   bin/                             csi-provisioner and pause binaries, keyed
+#   archives/NAME.oci.tar, NAME.key  the images, and the key they were built from:
+#                                    cellar(-examples): a hash of the build context
+#                                    after the .dockerignore, the Dockerfile and the
+#                                    base keys; csi-provisioner: go.mod, go.sum, Go's
+#                                    version; pause: pause.c and gcc's version
+#   logs/NAME.log                    the last build's full output
+#
+# Needs root, and: buildah debootstrap go gcc python3 (and ctr for --import); see
+# tests/cluster/packages.txt. Leaves no mounts and no processes behind.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../../.." && pwd)"
+cache="${CELLAR_IMAGES_CACHE:-/var/cache/cellar-cluster/images}"
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+security_mirror="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+base_stamp="$(date -u +%Y-%m)"
+kubernetes_version="v1.34.4"   # the release tests/cluster/components/kubernetes pins
+provisioner_version="v6.4.0"   # the tag deploy/kubernetes/base/daemonset.yaml names
+pause_tag="3.10"               # the tag deploy/kubernetes/base/memory-reservation.yaml names
+oci="$here/oci_archive.py"
+
+all_names=(cellar cellar-examples csi-provisioner pause)
+names=()
+import_socket=""
+force=0
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+log() { printf '[images %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
+
+while (($#)); do
+  case "$1" in
+    --import) import_socket="${2:?--import needs a socket path}"; shift 2 ;;
+    --only) names+=("${2:?--only needs a name}"); shift 2 ;;
+    --force) force=1; shift ;;
+    --base-stamp) base_stamp="${2:?--base-stamp needs a value}"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+((${#names[@]})) || names=("${all_names[@]}")
+for n in "${names[@]}"; do
+  [[ " ${all_names[*]} " == *" $n "* ]] || die "unknown image '$n' (one of: ${all_names[*]})"
+done
+
+[[ $EUID -eq 0 ]] || die "needs root (buildah's chroot isolation, debootstrap)"
+missing=()
+for tool in buildah debootstrap go gcc python3 tar; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+[[ -z "$import_socket" ]] || command -v ctr >/dev/null || missing+=(ctr)
+((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (Debian packages in tests/cluster/packages.txt; Go from go.dev)"
+[[ -z "$import_socket" || -S "$import_socket" ]] || die "--import: no socket at $import_socket"
+
+mkdir -p "$cache"/{base,buildah/storage,bin,archives,logs}
+exec 9>"$cache/.lock"
+flock -n 9 || { log "another build.sh holds $cache/.lock; waiting"; flock 9; }
+
+work="$(mktemp -d "$cache/work.XXXXXX")"
+runroot="$(mktemp -d /run/cellar-images-buildah.XXXXXX)"
+storage="$cache/buildah/storage"
+
+# Everything buildah or make_base may leave mounted lives under these directories.
+unmount_under() {
+  local dir
+  for dir in "$@"; do
+    findmnt -rn -o TARGET | awk -v d="$dir" 'index($0, d) == 1' | sort -r |
+      while read -r target; do umount -l "$target" 2>/dev/null || true; done
+  done
+}
+cleanup() {
+  local rc=$?
+  if [[ -d "$runroot" ]]; then
+    buildah --root "$storage" --runroot "$runroot" --storage-driver overlay rm --all \
+      >/dev/null 2>&1 || true
+  fi
+  unmount_under "$work" "$storage" "$runroot"
+  rm -rf "$work" "$runroot"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+bah() { buildah --root "$storage" --runroot "$runroot" --storage-driver overlay "$@"; }
+
+# Runs a step with its output in logs/NAME.log; on failure shows the log's tail.
+# The subshell is not part of a condition, so `set -e` holds inside functions it runs.
+logged() {
+  local name="$1" rc=0; shift
+  set +e
+  (set -e; "$@") >"$cache/logs/$name.log" 2>&1
+  rc=$?
+  set -e
+  if ((rc != 0)); then
+    tail -n 40 "$cache/logs/$name.log" >&2
+    die "$name failed (exit $rc); full log: $cache/logs/$name.log"
+  fi
+}
+
+key_matches() { [[ $force -eq 0 && -f "$cache/archives/$1.oci.tar" && -f "$cache/archives/$1.key" && "$(cat "$cache/archives/$1.key")" == "$2" ]]; }
+store_key() { printf '%s\n' "$2" >"$cache/archives/$1.key"; }
+
+# ------------------------------------------------------------------ base images
+# make_base VARIANT ROOT: a Debian 12 root filesystem like the official images'
+# (docker-library/debian builds them with debuerreotype): debootstrap's minbase
+# variant for both tags, Debian's security updates applied, deb822 sources, and
+# the apt/dpkg settings debuerreotype adds for containers. The slim variant also
+# excludes documentation, man pages and translations from dpkg, as
+# debuerreotype-slimify does. Neither has ca-certificates; deploy/Dockerfile
+# installs them where it needs them. Its text is part of the cache key.
+make_base() {
+  local variant="$1" root="$2"
+  debootstrap --variant=minbase --arch=amd64 --components=main bookworm "$root" "$mirror"
+  rm -f "$root/etc/apt/sources.list"
+  cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  local d="$root/etc/apt/apt.conf.d"
+  printf 'Apt::AutoRemove::SuggestsImportant "false";\n' >"$d/docker-autoremove-suggests"
+  cat >"$d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+  printf 'Acquire::GzipIndexes "true";\nAcquire::CompressionTypes::Order:: "gz";\n' >"$d/docker-gzip-indexes"
+  printf 'Acquire::Languages "none";\n' >"$d/docker-no-languages"
+  printf 'force-unsafe-io\n' >"$root/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
+  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+  chmod 755 "$root/usr/sbin/policy-rc.d"
+  if [[ "$variant" == slim ]]; then
+    cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+EOF
+    find "$root/usr/share/doc" -mindepth 1 -not -type d -not -name copyright -delete
+    find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+    rm -rf "$root"/usr/share/{info,linda,groff,man}/* "$root/usr/share/lintian/overrides"
+    find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias \
+      -exec rm -rf {} +
+  fi
+  # Security updates (debootstrap installs from bookworm alone). The host's
+  # resolv.conf, which debootstrap copied in, serves these calls.
+  chroot "$root" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get -qq -y upgrade
+  chroot "$root" apt-get clean
+  chroot "$root" dpkg-query -W -f '${Package} ${Version}\n' >"$root.packages"
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/debconf/*-old \
+    "$root"/var/lib/dpkg/*-old "$root"/var/log/{apt,bootstrap.log,dpkg.log,alternatives.log} \
+    "$root"/dev/* "$root"/tmp/* "$root"/run/* "$root"/etc/hostname
+  : >"$root/etc/resolv.conf"
+  mkdir -p "$root/var/log/apt"
+}
+
+base_key="$base_stamp-$(declare -f make_base | sha256sum | cut -c1-12)"
+
+# ensure_base VARIANT TAG: builds (or finds in the cache) the base archive and
+# makes sure buildah's storage holds it under docker.io/library/debian:TAG.
+ensure_base() {
+  local variant="$1" tag="$2"
+  local file="$cache/base/debian-$tag-$base_key.oci.tar" ref="docker.io/library/debian:$tag"
+  if [[ ! -f "$file" ]]; then
+    log "debian:$tag: debootstrap bookworm ($variant, minbase) from $mirror (key $base_key)"
+    local root="$work/rootfs-$variant"
+    logged "debian-$tag" make_base "$variant" "$root"
+    log "debian:$tag: writing $file"
+    tar --numeric-owner --sort=name -C "$root" -cf "$work/rootfs-$variant.tar" .
+    python3 "$oci" write --out "$file.tmp" --name "$ref" \
+      --layer-tar "$work/rootfs-$variant.tar" --cmd '["bash"]' >/dev/null
+    mv "$root.packages" "${file%.oci.tar}.packages"
+    mv "$file.tmp" "$file"
+    rm -rf "$root" "$work/rootfs-$variant.tar"
+    find "$cache/base" -name "debian-$tag-*" -not -name "debian-$tag-$base_key.*" -delete
+  fi
+  local marker="$cache/buildah/debian-$tag.key"
+  if [[ -f "$marker" && "$(cat "$marker")" == "$base_key" ]] && bah inspect --type image "$ref" >/dev/null 2>&1; then
+    log "debian:$tag: in buildah's storage (key $base_key)"
+    return
+  fi
+  log "debian:$tag: loading into buildah's storage"
+  bah pull --quiet --policy always "oci-archive:$file" >"$work/id"
+  bah tag "$(cat "$work/id")" "$ref"
+  printf '%s\n' "$base_key" >"$marker"
+}
+
+# ------------------------------------------------------------------ Dockerfiles
+# build_dockerfile NAME REF CONTEXT DOCKERFILE [IGNOREFILE]
+build_dockerfile() {
+  local name="$1" ref="$2" context="$3" dockerfile="$4" ignorefile="${5:-}"
+  local hash_args=(--context "$context" --extra "$dockerfile")
+  local bud_args=()
+  if [[ -n "$ignorefile" ]]; then
+    hash_args+=(--ignorefile "$ignorefile")
+    bud_args+=(--ignorefile "$ignorefile")
+  fi
+  local key
+  key="$(python3 "$oci" context-hash "${hash_args[@]}" 2>/dev/null)-$base_key"
+  if key_matches "$name" "$key"; then
+    log "$ref: up to date (context ${key:0:12})"
+    return
+  fi
+  ensure_base minbase 12
+  ensure_base slim 12-slim
+  log "$ref: buildah bud -f ${dockerfile#"$repo"/} (log: $cache/logs/$name.log)"
+  local start=$SECONDS
+  logged "$name" bah bud --layers --pull=never --isolation chroot --network host \
+    -f "$dockerfile" "${bud_args[@]}" -t "$ref" "$context"
+  log "$ref: built in $((SECONDS - start))s; writing archives/$name.oci.tar"
+  rm -f "$work/$name.oci.tar"
+  bah push --quiet "$ref" "oci-archive:$work/$name.oci.tar" >/dev/null
+  python3 "$oci" name --archive "$work/$name.oci.tar" --name "$ref"
+  mv "$work/$name.oci.tar" "$cache/archives/$name.oci.tar"
+  store_key "$name" "$key"
+  # Unreferenced layers of earlier builds; the --layers cache of this one stays.
+  bah rmi --prune >/dev/null 2>&1 || true
+}
+
+# ------------------------------------------------------------------ csi-provisioner
+build_provisioner() {
+  local ref="registry.k8s.io/sig-storage/csi-provisioner:$provisioner_version"
+  local module="$here/../components/csi-provisioner"
+  local key
+  key="$(cat "$module"/go.mod "$module"/go.sum "$module"/tools.go "$oci" | sha256sum | cut -c1-16)-$(go env GOVERSION)"
+  if key_matches csi-provisioner "$key"; then
+    log "$ref: up to date"
+    return
+  fi
+  local bin="$cache/bin/csi-provisioner-$key"
+  if [[ ! -x "$bin" ]]; then
+    log "$ref: go build (external-provisioner $provisioner_version; log: $cache/logs/csi-provisioner.log)"
+    local start=$SECONDS
+    # As upstream's release-tools build it: static, the version in main.version.
+    (cd "$module" && logged csi-provisioner env CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-X main.version=$provisioner_version" -o "$bin.tmp" \
+      "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner")
+    mv "$bin.tmp" "$bin"
+    log "$ref: go build took $((SECONDS - start))s"
+  fi
+  # Upstream's image is distroless/static with the binary at /csi-provisioner.
+  python3 "$oci" write --out "$work/csi-provisioner.oci.tar" --name "$ref" \
+    --dir /tmp:1777 --add "$bin:/csi-provisioner:0755" \
+    --entrypoint '["/csi-provisioner"]' >/dev/null
+  mv "$work/csi-provisioner.oci.tar" "$cache/archives/csi-provisioner.oci.tar"
+  store_key csi-provisioner "$key"
+  log "$ref: written"
+}
+
+# ------------------------------------------------------------------ pause
+build_pause() {
+  local ref="registry.k8s.io/pause:$pause_tag"
+  local dir
+  dir="$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$kubernetes_version" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
+  local src="$dir/build/pause/linux/pause.c"
+  [[ -f "$src" ]] || die "no $src in k8s.io/kubernetes@$kubernetes_version"
+  local key
+  key="$(cat "$src" "$oci" | sha256sum | cut -c1-16)-$(gcc -dumpfullversion)"
+  if key_matches pause "$key"; then
+    log "$ref: up to date"
+    return
+  fi
+  log "$ref: gcc -static $src"
+  local bin="$cache/bin/pause-$key"
+  # As build/pause/Makefile compiles it; VERSION is what `pause -v` prints. The
+  # module says 3.10.1, which differs from 3.10 only in the Windows image.
+  gcc -Os -Wall -Werror -static -DVERSION="v$pause_tag-kubernetes-$kubernetes_version" \
+    -o "$bin" "$src"
+  strip "$bin"
+  # As build/pause/Dockerfile: FROM scratch, /pause, USER 65535:65535.
+  python3 "$oci" write --out "$work/pause.oci.tar" --name "$ref" \
+    --add "$bin:/pause:0755" --user 65535:65535 --entrypoint '["/pause"]' >/dev/null
+  mv "$work/pause.oci.tar" "$cache/archives/pause.oci.tar"
+  store_key pause "$key"
+  log "$ref: written"
+}
+
+# ------------------------------------------------------------------ main
+declare -A refs=(
+  [cellar]=docker.io/library/cellar:0.1.0
+  [cellar-examples]=docker.io/library/cellar-examples:0.1.0
+  [csi-provisioner]=registry.k8s.io/sig-storage/csi-provisioner:$provisioner_version
+  [pause]=registry.k8s.io/pause:$pause_tag
+)
+total_start=$SECONDS
+for n in "${names[@]}"; do
+  case "$n" in
+    cellar) build_dockerfile cellar "${refs[cellar]}" "$repo" "$repo/deploy/Dockerfile" \
+              "$repo/deploy/Dockerfile.dockerignore" ;;
+    cellar-examples) build_dockerfile cellar-examples "${refs[cellar-examples]}" \
+              "$repo/examples" "$repo/examples/Dockerfile" ;;
+    csi-provisioner) build_provisioner ;;
+    pause) build_pause ;;
+  esac
+done
+
+if [[ -n "$import_socket" ]]; then
+  for n in "${names[@]}"; do
+    log "importing ${refs[$n]} into $import_socket (namespace k8s.io)"
+    ctr --address "$import_socket" -n k8s.io images import "$cache/archives/$n.oci.tar" >/dev/null
+    ctr --address "$import_socket" -n k8s.io images ls -q | grep -qx "${refs[$n]}" ||
+      die "${refs[$n]} is not in $import_socket after the import"
+  done
+fi
+log "done in $((SECONDS - total_start))s: ${names[*]} (archives in $cache/archives)"
