@@ -47,8 +47,8 @@ Result<fs::path> ParseSocketAddress(const std::string& address) {
                  "socket address \"{}\" must be an absolute path or unix:///path", address);
   }
   if (address.size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return Error(Code::kInvalidArgument, "socket path \"{}\" is longer than a unix socket path may be",
-                 address);
+    return Error(Code::kInvalidArgument,
+                 "socket path \"{}\" is longer than a unix socket path may be", address);
   }
   return path;
 }

@@ -102,13 +102,15 @@ int main(int argc, char** argv) {
                         "unix:///csi/csi.sock (default: $ADDRESS)");
   registrar->add_option("--kubelet-registration-path", reg_options.kubelet_registration_path,
                         "The same socket as the kubelet sees it on the host, "
-                        "/var/lib/kubelet/plugins/<driver>/csi.sock (default: $DRIVER_REG_SOCK_PATH)");
+                        "/var/lib/kubelet/plugins/<driver>/csi.sock "
+                        "(default: $DRIVER_REG_SOCK_PATH)");
   registrar->add_option("--plugin-registration-path", reg_dir,
                         "Where the kubelet's plugins_registry directory is mounted; the socket "
                         "served is <this>/<driver>-reg.sock")
       ->capture_default_str();
   registrar->add_option("--timeout", reg_timeout,
-                        "How long one GetPluginInfo call, or the whole --check, may take: 5s, 500ms")
+                        "How long one GetPluginInfo call, or the whole --check, may take: "
+                        "5s, 500ms")
       ->capture_default_str();
   registrar->add_option("--log-level", reg_log_level, "trace, debug, info, warn or error")
       ->capture_default_str();

@@ -46,8 +46,8 @@ Result<fs::path> RegistrationSocketPath(const fs::path& registration_dir,
   }
   fs::path path = registration_dir / (driver_name + "-reg.sock");
   if (path.string().size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return Error(Code::kInvalidArgument, "registration socket {} is longer than a unix socket path may be",
-                 path.string());
+    return Error(Code::kInvalidArgument,
+                 "registration socket {} is longer than a unix socket path may be", path.string());
   }
   return path;
 }
@@ -165,9 +165,9 @@ class RegistrationService final : public ::pluginregistration::Registration::Ser
     return grpc::Status::OK;
   }
 
-  grpc::Status NotifyRegistrationStatus(grpc::ServerContext*,
-                                        const ::pluginregistration::RegistrationStatus* status,
-                                        ::pluginregistration::RegistrationStatusResponse*) override {
+  grpc::Status NotifyRegistrationStatus(
+      grpc::ServerContext*, const ::pluginregistration::RegistrationStatus* status,
+      ::pluginregistration::RegistrationStatusResponse*) override {
     if (status->plugin_registered()) {
       spdlog::info("the kubelet registered {} (endpoint {})", driver_, endpoint_);
       return grpc::Status::OK;
@@ -295,8 +295,8 @@ Status CheckRegistration(const RegistrarOptions& options) {
   // The socket this deployment's registrar most likely serves is tried first: by the
   // manifests' convention the driver's directory, /var/lib/kubelet/plugins/<driver>/,
   // names it. Others (other drivers' or device plugins') are asked only if it fails.
-  std::string likely = fs::path(options.kubelet_registration_path).parent_path().filename().string() +
-                       "-reg.sock";
+  const fs::path driver_dir = fs::path(options.kubelet_registration_path).parent_path();
+  const std::string likely = driver_dir.filename().string() + "-reg.sock";
   std::vector<fs::path> candidates;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(options.registration_dir, ec)) {
