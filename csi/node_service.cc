@@ -71,7 +71,9 @@ Status NodeService::DoPublish(const NodePublishVolumeRequest& req) {
   if (!req.has_volume_capability()) {
     return Error(Code::kInvalidArgument, "{}: volume_capability is missing", what);
   }
-  RETURN_IF_ERROR(CheckCapability(req.volume_capability(), what));
+  // The spec's NodePublishVolume table: capabilities the volume does not support are
+  // FAILED_PRECONDITION ("Exceeds capabilities"), not INVALID_ARGUMENT.
+  RETURN_IF_ERROR(CheckCapability(req.volume_capability(), what, Code::kFailedPrecondition));
 
   auto eph = req.volume_context().find(kEphemeral);
   bool ephemeral = eph != req.volume_context().end() && eph->second == "true";

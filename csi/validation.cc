@@ -9,41 +9,43 @@ namespace cellar::csi {
 
 using ::csi::v1::VolumeCapability;
 
-Status CheckCapability(const VolumeCapability& cap, const std::string& what) {
-  if (cap.has_block()) {
-    return Error(Code::kInvalidArgument,
-                 "{}: block access is not supported; Cellar volumes are filesystems", what);
-  }
-  if (!cap.has_mount()) {
+Status CheckCapability(const VolumeCapability& cap, const std::string& what, Code unsupported) {
+  using Mode = VolumeCapability::AccessMode;
+  // Malformed first: a request that lacks a required field is InvalidArgument whatever
+  // else it asks for.
+  if (!cap.has_block() && !cap.has_mount()) {
     return Error(Code::kInvalidArgument, "{}: volume capability has no access type", what);
+  }
+  const Mode::Mode mode = cap.access_mode().mode();
+  if (mode == Mode::UNKNOWN || !Mode::Mode_IsValid(mode)) {
+    return Error(Code::kInvalidArgument, "{}: access mode is missing or unknown", what);
+  }
+  if (cap.has_block()) {
+    return Error(unsupported, "{}: block access is not supported; Cellar volumes are filesystems",
+                 what);
   }
   const auto& mount = cap.mount();
   if (!mount.fs_type().empty() && mount.fs_type() != "cellar") {
-    return Error(Code::kInvalidArgument,
-                 "{}: fs_type \"{}\" is not supported (leave it empty)", what, mount.fs_type());
+    return Error(unsupported, "{}: fs_type \"{}\" is not supported (leave it empty)", what,
+                 mount.fs_type());
   }
   if (!mount.volume_mount_group().empty()) {
-    return Error(Code::kInvalidArgument,
+    return Error(unsupported,
                  "{}: volume_mount_group is not supported (the driver does not advertise "
                  "VOLUME_MOUNT_GROUP)", what);
   }
-  RETURN_IF_ERROR(CheckMountFlags({mount.mount_flags().begin(), mount.mount_flags().end()})
-                      .WithContext(what));
-  using Mode = VolumeCapability::AccessMode;
-  switch (cap.access_mode().mode()) {
+  Status flags = CheckMountFlags({mount.mount_flags().begin(), mount.mount_flags().end()});
+  if (!flags.ok()) return Error(unsupported, "{}: {}", what, flags.message());
+  switch (mode) {
     case Mode::SINGLE_NODE_WRITER:
     case Mode::SINGLE_NODE_READER_ONLY:
     case Mode::SINGLE_NODE_SINGLE_WRITER:
     case Mode::SINGLE_NODE_MULTI_WRITER:
       return Status::Ok();
-    case Mode::MULTI_NODE_READER_ONLY:
-    case Mode::MULTI_NODE_SINGLE_WRITER:
-    case Mode::MULTI_NODE_MULTI_WRITER:
-      return Error(Code::kInvalidArgument,
+    default:  // the MULTI_NODE_* modes
+      return Error(unsupported,
                    "{}: access mode {} is not supported: a Cellar volume lives in one node's "
-                   "memory", what, Mode::Mode_Name(cap.access_mode().mode()));
-    default:
-      return Error(Code::kInvalidArgument, "{}: access mode is missing or unknown", what);
+                   "memory", what, Mode::Mode_Name(mode));
   }
 }
 

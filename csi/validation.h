@@ -22,8 +22,13 @@ inline constexpr const char* kPvName = "csi.storage.k8s.io/pv/name";
 inline constexpr const char* kEphemeral = "csi.storage.k8s.io/ephemeral";
 
 // Mount access only, a node-local access mode, fs_type "" (or "cellar"), supported
-// mount flags. InvalidArgument otherwise, naming `what` (e.g. "volume vol-1").
-Status CheckCapability(const ::csi::v1::VolumeCapability& cap, const std::string& what);
+// mount flags; errors name `what` (e.g. "volume vol-1"). A malformed capability (no
+// access type, no access mode) is InvalidArgument. A well-formed one that Cellar
+// volumes do not support (block, a multi-node mode, another fs_type, a mount group,
+// other mount flags) is `unsupported`: the spec's "Exceeds capabilities", which is
+// InvalidArgument for the expand calls but FailedPrecondition for NodePublishVolume.
+Status CheckCapability(const ::csi::v1::VolumeCapability& cap, const std::string& what,
+                       Code unsupported = Code::kInvalidArgument);
 Status CheckCapabilities(
     const google::protobuf::RepeatedPtrField<::csi::v1::VolumeCapability>& caps,
     const std::string& what);

@@ -41,6 +41,44 @@ TEST(CapabilityTest, MultiNodeBlockAndUnknownAreInvalid) {
   EXPECT_EQ(CheckCapability(flags, "v").code(), Code::kInvalidArgument);
 }
 
+// NodePublishVolume passes FailedPrecondition for what the volume does not support
+// (the spec's "Exceeds capabilities"); missing fields stay InvalidArgument.
+TEST(CapabilityTest, UnsupportedTakesTheCallersCodeMalformedDoesNot) {
+  const Code fp = Code::kFailedPrecondition;
+  EXPECT_EQ(CheckCapability(MountCap(VolumeCapability::AccessMode::MULTI_NODE_READER_ONLY), "v", fp)
+                .code(),
+            fp);
+  VolumeCapability block;
+  block.mutable_block();
+  block.mutable_access_mode()->set_mode(VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+  EXPECT_EQ(CheckCapability(block, "v", fp).code(), fp);
+  VolumeCapability fs = MountCap(VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+  fs.mutable_mount()->set_fs_type("xfs");
+  EXPECT_EQ(CheckCapability(fs, "v", fp).code(), fp);
+  VolumeCapability group = MountCap(VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+  group.mutable_mount()->set_volume_mount_group("1000");
+  EXPECT_EQ(CheckCapability(group, "v", fp).code(), fp);
+  VolumeCapability flags = MountCap(VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+  flags.mutable_mount()->add_mount_flags("dax");
+  Status st = CheckCapability(flags, "volume y", fp);
+  EXPECT_EQ(st.code(), fp);
+  EXPECT_NE(st.message().find("volume y"), std::string::npos);
+  EXPECT_NE(st.message().find("dax"), std::string::npos);
+
+  EXPECT_EQ(CheckCapability(MountCap(VolumeCapability::AccessMode::UNKNOWN), "v", fp).code(),
+            Code::kInvalidArgument);
+  VolumeCapability no_type;
+  no_type.mutable_access_mode()->set_mode(VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+  EXPECT_EQ(CheckCapability(no_type, "v", fp).code(), Code::kInvalidArgument);
+  // Missing an access mode is malformed even when the access type is also unsupported.
+  VolumeCapability block_no_mode;
+  block_no_mode.mutable_block();
+  EXPECT_EQ(CheckCapability(block_no_mode, "v", fp).code(), Code::kInvalidArgument);
+  VolumeCapability bad_mode = MountCap(VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+  bad_mode.mutable_access_mode()->set_mode(static_cast<VolumeCapability::AccessMode::Mode>(99));
+  EXPECT_EQ(CheckCapability(bad_mode, "v", fp).code(), Code::kInvalidArgument);
+}
+
 TEST(CapacityTest, RoundsAndBounds) {
   CapacityRange r;
   r.set_required_bytes(100);

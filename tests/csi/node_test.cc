@@ -83,9 +83,24 @@ TEST_P(NodeServiceTest, PublishArgumentErrors) {
   auto no_cap = KubeletPublish(v, target);
   no_cap.clear_volume_capability();
   EXPECT_EQ(Publish(no_cap).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // A capability the volume does not support is the spec's "Exceeds capabilities",
+  // FAILED_PRECONDITION for NodePublishVolume; a malformed one is INVALID_ARGUMENT.
   auto block = KubeletPublish(v, target);
   block.mutable_volume_capability()->mutable_block();
-  EXPECT_EQ(Publish(block).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Publish(block).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  auto multi_node = KubeletPublish(v, target);
+  multi_node.mutable_volume_capability()->mutable_access_mode()->set_mode(
+      VolumeCapability::AccessMode::MULTI_NODE_MULTI_WRITER);
+  EXPECT_EQ(Publish(multi_node).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  auto ext4 = KubeletPublish(v, target);
+  ext4.mutable_volume_capability()->mutable_mount()->set_fs_type("ext4");
+  EXPECT_EQ(Publish(ext4).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  auto no_mode = KubeletPublish(v, target);
+  no_mode.mutable_volume_capability()->clear_access_mode();
+  EXPECT_EQ(Publish(no_mode).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  auto no_type = KubeletPublish(v, target);
+  no_type.mutable_volume_capability()->clear_access_type();
+  EXPECT_EQ(Publish(no_type).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   Volume fake;
   fake.set_volume_id("vol-00000000000000000000000000000000");
   EXPECT_EQ(Publish(KubeletPublish(fake, target)).error_code(), grpc::StatusCode::NOT_FOUND);
