@@ -262,21 +262,32 @@ def check_probes_live(binary: Path, objs: list[dict], plugin: "Plugin") -> None:
                f"{(proc.stderr or proc.stdout).strip()}")
 
 
+def as_confined(c: dict, cmd: list[str]) -> list[str]:
+    """cmd run with the capabilities container c keeps: none if it drops ALL
+    (as root, the pod's user, but without CAP_DAC_OVERRIDE and the rest)."""
+    drop = c.get("securityContext", {}).get("capabilities", {}).get("drop", [])
+    if "ALL" not in drop or os.geteuid() != 0:
+        return cmd
+    return ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *cmd]
+
+
 def check_registration_live(binary: Path, objs: list[dict], plugin: "Plugin", driver: str) -> None:
     """`cellar registrar` with the rendered arguments (the CSI socket and the
-    registration directory moved to the plugin's temporary directory)
-    registers the driver under its name, its rendered liveness check passes
-    while it serves and fails once SIGTERM has removed the socket."""
+    registration directory moved to the plugin's temporary directory) and the
+    container's capabilities registers the driver under its name, its
+    rendered liveness check passes while it serves and fails once SIGTERM has
+    removed the socket."""
     reg = container(daemonset_of(objs, "node-plugin"), REGISTRAR)
     env = container_env(reg)
     # A short directory: a unix socket path has at most 107 bytes, and the rendered
     # driver names are long (in the pod it is /registration/<driver>-reg.sock).
     registry = Path(tempfile.mkdtemp(prefix="reg.", dir="/tmp"))
+    registry.chmod(0o750)  # as the kubelet makes plugins_registry
     args = with_flag(with_flag(registrar_args(objs), "csi-address", str(plugin.socket)),
                      "plugin-registration-path", str(registry))
     log = plugin.dir / "registrar.log"
-    proc = subprocess.Popen([str(binary), *args], stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True, env=env)
+    proc = subprocess.Popen(as_confined(reg, [str(binary), *args]), stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True, env=env)
     socket = registry / f"{driver}-reg.sock"
     liveness = next(cmd for _, c, cmd in cellar_probes(objs) if c["name"] == REGISTRAR)
     check_args = with_flag(liveness[1:], "plugin-registration-path", str(registry))
@@ -286,7 +297,7 @@ def check_registration_live(binary: Path, objs: list[dict], plugin: "Plugin", dr
             expect(proc.poll() is None and time.monotonic() < deadline,
                    f"cellar {' '.join(args)} did not create {socket}:\n{log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.05)
-        check = run([str(binary), *check_args], check=False, timeout=30, env=env)
+        check = run(as_confined(reg, [str(binary), *check_args]), check=False, timeout=30, env=env)
         expect(check.returncode == 0, f"the registrar's liveness `cellar {' '.join(check_args)}` exited "
                f"{check.returncode}: {(check.stderr or check.stdout).strip()}")
         proc.send_signal(signal.SIGTERM)

@@ -56,7 +56,7 @@ if [[ -n "$binary" ]]; then
 fi
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
-command -v unshare >/dev/null || missing+=(util-linux)
+{ command -v unshare && command -v setpriv; } >/dev/null || missing+=(util-linux)
 ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
 
 # kubectl with a kustomize that knows components and replacements (v4+).
