@@ -4,12 +4,14 @@
 // exec probes as the kubelet would.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -347,6 +349,29 @@ TEST_F(ProbeTest, ReadyNodeIsZero) {
   std::string out;
   EXPECT_EQ(Probe("unix://" + node_->socket().string(), &out), 0) << out;
   EXPECT_EQ(Run({"probe", "--endpoint=" + node_->socket().string()}, &out), 0) << out;
+}
+
+// Readiness: a driver that answers ready=false (here: its state dir is full, so the
+// store could not persist anything) fails the probe, and passes it again once it
+// answers ready.
+TEST_F(ProbeTest, NotReadyNodeIsOne) {
+  fs::create_directories(node_->state_dir());
+  ASSERT_EQ(::mount("tmpfs", node_->state_dir().c_str(), "tmpfs", 0, "size=1m"), 0)
+      << std::strerror(errno);
+  StartNode();
+  const std::string endpoint = "unix://" + node_->socket().string();
+  std::string out;
+  ASSERT_EQ(Probe(endpoint, &out), 0) << out;
+  {
+    std::ofstream filler(node_->state_dir() / "filler");
+    std::string block(64 * 1024, 'x');
+    while (filler.write(block.data(), block.size())) {
+    }
+  }
+  EXPECT_EQ(Probe(endpoint, &out), 1) << out;
+  EXPECT_NE(out.find("ready=false"), std::string::npos) << out;
+  fs::remove(node_->state_dir() / "filler");
+  EXPECT_EQ(Probe(endpoint, &out), 0) << out;
 }
 
 TEST_F(ProbeTest, MissingOrDeadSocketIsOne) {
