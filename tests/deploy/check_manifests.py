@@ -445,6 +445,12 @@ def check_registrar(objs: list[dict]) -> None:
     expect(command[1:3] == ["registrar", "--check"],
            f"{REGISTRAR} livenessProbe runs {command}, want `cellar registrar --check ...`")
     check_probe_timeout(reg, "livenessProbe")
+    # Liveness would restart a registrar that still waits for the driver (no
+    # socket yet); a startup probe, if any, must be the same check.
+    if "startupProbe" in reg:
+        expect(exec_command(reg, "startupProbe") == command,
+               f"{REGISTRAR} startupProbe {exec_command(reg, 'startupProbe')} differs from its livenessProbe {command}")
+        check_probe_timeout(reg, "startupProbe")
     cflags = flag_values(command[3:])
     # The kubelet does not expand $(VAR) in probe commands: a flag left out is
     # taken from the container's env (DRIVER_REG_SOCK_PATH), a literal one
