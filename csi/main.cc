@@ -116,14 +116,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   registrar->add_flag("--check", reg_check,
                       "Do not register: exit 0 if a registration socket answers GetInfo for "
-                      "--kubelet-registration-path within --timeout, 1 otherwise (an exec "
-                      "liveness probe)");
+                      "--kubelet-registration-path within --timeout, 1 if none does (2 or more: "
+                      "bad arguments). An exec liveness probe");
 
   std::string probe_endpoint;
   std::string probe_timeout = "4s";
   CLI::App* probe = app.add_subcommand(
-      "probe", "Call the driver's Probe once: exit 0 if it answers ready within --timeout, 1 "
-               "otherwise (exec liveness and readiness probes)");
+      "probe",
+      "Call the driver's Probe once: exit 0 if it answers ready within --timeout, 1 if not "
+      "(2 or more: bad arguments). For exec liveness and readiness probes");
   probe->add_option("--endpoint", probe_endpoint,
                     "CSI socket, unix:///path/csi.sock (default: $CSI_ENDPOINT)");
   probe->add_option("--timeout", probe_timeout, "How long to wait for the answer: 4s, 500ms")
