@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -176,6 +177,24 @@ TEST_P(TmpfsParityTest, RootWriteKeepsTheBits) {
     EXPECT_EQ(Writers()[0].second(f.string()), "fstat 6777") << dir;
     DropCaches();
     EXPECT_EQ(ModeOf(f), 06777u) << dir;
+  }
+}
+
+TEST_P(TmpfsParityTest, WriteByAnotherUserDropsFileCapabilities) {
+  // struct vfs_cap_data, revision 2: CAP_NET_BIND_SERVICE permitted and effective.
+  const uint32_t caps[5] = {0x02000001, 1u << 10, 0, 0, 0};
+  for (const fs::path& dir : Dirs()) {
+    const fs::path f = dir / "capable";
+    WriteFile(f, "x");
+    ASSERT_EQ(::chmod(f.c_str(), 0777), 0);
+    ASSERT_EQ(::setxattr(f.c_str(), "security.capability", caps, sizeof(caps), 0), 0) << dir;
+    ASSERT_GT(::getxattr(f.c_str(), "security.capability", nullptr, 0), 0) << dir;
+    EXPECT_EQ(RunAsCapture(kNobody, kNobody, [&] { return Writers()[1].second(f.string()); }),
+              "fstat 777");
+    DropCaches();
+    errno = 0;
+    EXPECT_EQ(::getxattr(f.c_str(), "security.capability", nullptr, 0), -1) << dir;
+    EXPECT_EQ(errno, ENODATA) << dir;
   }
 }
 
