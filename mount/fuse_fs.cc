@@ -46,10 +46,8 @@ int KillSuidGid(const std::string& path, const Request& req, bool root_is_capabl
   if (!S_ISREG(st.st_mode)) return 0;
   const mode_t mode = st.st_mode & 07777;
   mode_t kept = mode & ~S_ISUID;
-  if ((mode & S_ISGID) &&
-      ((mode & S_IXGRP) || !((root_is_capable && req.in->uid == 0) || CallerInGroup(req, st.st_gid)))) {
-    kept &= ~S_ISGID;
-  }
+  const bool exempt = (root_is_capable && req.in->uid == 0) || CallerInGroup(req, st.st_gid);
+  if ((mode & S_ISGID) && ((mode & S_IXGRP) || !exempt)) kept &= ~S_ISGID;
   if (kept == mode) return 0;
   return ::chmod(path.c_str(), kept) == 0 ? 0 : errno;
 }

@@ -122,7 +122,7 @@ class Side {
         struct stat st;
         if (op.off == static_cast<uint32_t>(-1) && op.len == static_cast<uint32_t>(-1) &&
             kUsers[op.user].uid != 0 && ::stat(p.c_str(), &st) == 0 &&
-            st.st_uid != kUsers[op.user].uid) {
+            st.st_uid != kUsers[op.user].uid && (st.st_mode & (S_ISUID | S_ISGID))) {
           return "documented";
         }
         return ::chown(p.c_str(), static_cast<uid_t>(op.off), static_cast<gid_t>(op.len)) == 0
@@ -425,7 +425,8 @@ TEST_P(RandomOpsTest, MatchesTmpfsAfterEveryStep) {
             << it->second.substr(0, it->second.find('\n')) << " vs "
             << desc.substr(0, desc.find('\n')) << FirstDifference(it->second, desc);
       }
-      seconds[op.kind] += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      seconds[op.kind] +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       if (timed) {
         auto got_changes = Changes(got_before, cellar.Times());
         for (const auto& [name, change] : Changes(want_before, ref.Times())) {

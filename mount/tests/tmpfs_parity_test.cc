@@ -221,7 +221,8 @@ std::string SizeSteps(const fs::path& f, uint64_t capacity) {
   step("ftruncate down to 2 GiB", ::ftruncate(fd, 2LL << 30) == 0);
   size();
   step("truncate to the capacity", ::truncate(f.c_str(), static_cast<off_t>(capacity)) == 0);
-  step("truncate to the capacity + 1", ::truncate(f.c_str(), static_cast<off_t>(capacity + 1)) == 0);
+  step("truncate to the capacity + 1",
+       ::truncate(f.c_str(), static_cast<off_t>(capacity + 1)) == 0);
   step("fallocate beyond the capacity", ::fallocate(fd, 0, 0, 2 * capacity) == 0);
   // Fill the volume: the blocks actually used are what the capacity refuses.
   std::string chunk(1 << 20, 'f');
@@ -241,7 +242,8 @@ std::string SizeSteps(const fs::path& f, uint64_t capacity) {
 TEST_P(TmpfsParityTest, SizesPastTheCapacityAreSparseAsOnTmpfs) {
   std::vector<std::string> seen;
   for (const fs::path& dir : Dirs()) {
-    seen.push_back(RunAsCapture(1000, 1000, [&] { return SizeSteps(dir / "sparse", ArenaSize()); }));
+    seen.push_back(
+        RunAsCapture(1000, 1000, [&] { return SizeSteps(dir / "sparse", ArenaSize()); }));
   }
   EXPECT_EQ(seen[1], seen[0]);
   EXPECT_NE(seen[1].find("truncate 999999999999999: ok\nsize 999999999999999"), std::string::npos)
