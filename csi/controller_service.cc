@@ -198,8 +198,11 @@ grpc::Status ControllerService::GetCapacity(grpc::ServerContext*, const GetCapac
       return grpc::Status::OK;
     }
   }
-  auto params = CheckParameters(req->parameters(), "GetCapacity");
-  if (!params.ok()) return ToGrpc(params.status());
+  // StorageClass parameters are not checked here but in CreateVolume. An error here
+  // reaches nobody: the provisioner only logs it and publishes no CSIStorageCapacity,
+  // so the scheduler reports "did not have enough free storage" for a node that has
+  // plenty. Answering with the node's capacity lets the claim reach CreateVolume, whose
+  // INVALID_ARGUMENT naming the parameter lands in the claim's events.
   store::CapacityInfo c = ctx_.store.Capacity();
   resp->set_available_capacity(static_cast<int64_t>(c.available_bytes));
   resp->mutable_maximum_volume_size()->set_value(static_cast<int64_t>(c.available_bytes));

@@ -218,6 +218,29 @@ TEST_P(ControllerTest, GetCapacityIsPerTopologySegment) {
   EXPECT_EQ(resp.available_capacity(), 0);
 }
 
+// A bad StorageClass parameter must fail where the user sees it (CreateVolume, in the
+// claim's events), not in GetCapacity, whose error only reaches the provisioner's log
+// and leaves the pod Pending for "not enough free storage".
+TEST_P(ControllerTest, GetCapacityLeavesParameterErrorsToCreateVolume) {
+  grpc::ClientContext ctx;
+  GetCapacityRequest req;
+  (*req.mutable_parameters())["colour"] = "blue";
+  GetCapacityResponse resp;
+  ASSERT_TRUE(node_->controller().GetCapacity(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.available_capacity(), 256 * kMiB);
+
+  grpc::ClientContext create_ctx;
+  CreateVolumeRequest create;
+  create.set_name("pvc-colour");
+  create.mutable_capacity_range()->set_required_bytes(kMiB);
+  *create.add_volume_capabilities() = MountCapability();
+  (*create.mutable_parameters())["colour"] = "blue";
+  CreateVolumeResponse created;
+  grpc::Status st = node_->controller().CreateVolume(&create_ctx, create, &created);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("\"colour\""), std::string::npos) << st.error_message();
+}
+
 TEST_P(ControllerTest, CapabilitiesListWhatIsServed) {
   grpc::ClientContext ctx;
   ControllerGetCapabilitiesResponse resp;
