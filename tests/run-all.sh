@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cellar's whole test suite: installs what is missing, builds, and runs every test
-# (C++ unit and integration tests through ctest, the Python package, the deployment
-# checks, the end-to-end pipeline harness). Needs root: tests mount tmpfs and FUSE,
+# (C++ unit and integration tests through ctest, csi-sanity, the Python package, the
+# deployment checks, the end-to-end pipeline harness, and a real single-node Kubernetes
+# with Cellar installed from deploy/). Needs root: tests mount tmpfs and FUSE,
 # bind-mount volumes and enter mount namespaces, as the node plugin does.
 #
 #   sudo bash tests/run-all.sh
@@ -54,6 +55,8 @@ run_suite deploy "${with_volume[@]}" --size 512Mi --env CELLAR_VOLUME_DIR -- \
   bash tests/deploy/run.sh "$root/build/cellar"
 [ -f tests/e2e/run.sh ] && run_suite e2e bash tests/e2e/run.sh
 [ -f tests/e2e/restart.sh ] && run_suite restart bash tests/e2e/restart.sh
+# A real single-node Kubernetes: Cellar installed with `kubectl apply -k deploy/`.
+run_suite cluster bash tests/cluster/run.sh
 
 echo
 if ((${#failed_suites[@]})); then echo "failed suites: ${failed_suites[*]} (logs in $logs)"; fi

@@ -155,7 +155,7 @@ def check_second_rendering():
     """The vineyard-system.vineyardd-sample rendering installs beside the default one and
     its StorageClass serves a claim."""
     kubectl("apply", "-k", str(ROOT / "deploy/overlays/vineyard-system.vineyardd-sample"))
-    kubectl("rollout", "status", "daemonset/cellar-node", "-n", "vineyard-system",
+    kubectl("rollout", "status", "daemonset/vineyardd-sample-node", "-n", "vineyard-system",
             "--timeout=300s", timeout=320)
     sc = "vineyard-system.vineyardd-sample.csi"
     kube.apply(w.dump(w.claim("vdata", TEST_NS, sc, "256Mi")))
