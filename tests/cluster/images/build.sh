@@ -38,8 +38,8 @@
 #   archives/NAME.oci.tar, NAME.key  the images, and the key they were built from:
 #                                    cellar(-examples): a hash of the build context
 #                                    after the .dockerignore, the Dockerfile and the
-#                                    base keys; csi-provisioner: go.mod, go.sum, Go's
-#                                    version; pause: pause.c and gcc's version
+#                                    base keys; csi-provisioner: go.mod, go.sum, the
+#                                    tag, Go's version; pause: pause.c, gcc's version
 #   logs/NAME[-STAGE].log            the last build's full output
 #
 # Needs root, and: buildah debootstrap go gcc python3 (and ctr for --import); see
@@ -59,9 +59,10 @@ cache="${CELLAR_IMAGES_CACHE:-/var/cache/cellar-cluster/images}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 security_mirror="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 base_stamp="$(date -u +%Y-%m)"
-kubernetes_version="v1.34.4"   # the release tests/cluster/components/kubernetes pins
-provisioner_version="v6.4.0"   # the tag deploy/kubernetes/base/daemonset.yaml names
-pause_tag="3.10"               # the tag deploy/kubernetes/base/memory-reservation.yaml names
+source "$here/../versions.env"  # KUBERNETES_VERSION, CSI_PROVISIONER_VERSION
+kubernetes_version="$KUBERNETES_VERSION"         # pause.c comes from this release
+provisioner_version="$CSI_PROVISIONER_VERSION"   # components/csi-provisioner/go.mod pins it too
+pause_tag="3.10"   # the tag deploy/kubernetes/base/memory-reservation.yaml names
 oci="$here/oci_archive.py"
 
 all_names=(cellar cellar-examples csi-provisioner pause)
@@ -289,7 +290,8 @@ build_provisioner() {
   local ref="registry.k8s.io/sig-storage/csi-provisioner:$provisioner_version"
   local module="$here/../components/csi-provisioner"
   local key
-  key="$(cat "$module"/go.mod "$module"/go.sum "$module"/tools.go "$oci" | sha256sum | cut -c1-16)-$(go env GOVERSION)"
+  key="$( (cat "$module"/go.mod "$module"/go.sum "$module"/tools.go "$oci"; echo "$provisioner_version") |
+    sha256sum | cut -c1-16)-$(go env GOVERSION)"
   if key_matches csi-provisioner "$key"; then
     log "$ref: up to date"
     return
@@ -303,6 +305,7 @@ build_provisioner() {
       -ldflags "-X main.version=$provisioner_version" -o "$bin.tmp" \
       "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner")
     mv "$bin.tmp" "$bin"
+    find "$cache/bin" -name 'csi-provisioner-*' -not -name "csi-provisioner-$key" -delete
     log "$ref: go build took $((SECONDS - start))s"
   fi
   # Upstream's image is distroless/static with the binary at /csi-provisioner.
@@ -335,6 +338,7 @@ build_pause() {
   gcc -Os -Wall -Werror -static -DVERSION="v$pause_tag-kubernetes-$kubernetes_version" \
     -o "$bin" "$src"
   strip "$bin"
+  find "$cache/bin" -name 'pause-*' -not -name "pause-$key" -delete
   # As build/pause/Dockerfile: FROM scratch, /pause, USER 65535:65535.
   python3 "$oci" write --out "$work/pause.oci.tar" --name "$ref" \
     --add "$bin:/pause:0755" --user 65535:65535 --entrypoint '["/pause"]' >/dev/null
