@@ -12,6 +12,8 @@
 #include <optional>
 #include <sstream>
 
+#include "common/unique_fd.h"
+
 namespace cellar::csi {
 
 namespace fs = std::filesystem;
@@ -73,6 +75,57 @@ unsigned long FlagBits(const std::vector<std::string>& flags, bool* readonly) {
     else if (f == "relatime") bits |= MS_RELATIME;
   }
   return bits;
+}
+
+// The same flags as mount_setattr(2) attributes.
+struct mount_attr MountAttr(unsigned long bits) {
+  struct mount_attr attr {};
+  if (bits & MS_RDONLY) attr.attr_set |= MOUNT_ATTR_RDONLY;
+  if (bits & MS_NOEXEC) attr.attr_set |= MOUNT_ATTR_NOEXEC;
+  if (bits & MS_NOSUID) attr.attr_set |= MOUNT_ATTR_NOSUID;
+  if (bits & MS_NODEV) attr.attr_set |= MOUNT_ATTR_NODEV;
+  if (bits & MS_NODIRATIME) attr.attr_set |= MOUNT_ATTR_NODIRATIME;
+  // The atime mode is one value of a field: changing it needs the field cleared.
+  if (bits & (MS_NOATIME | MS_RELATIME)) {
+    attr.attr_clr |= MOUNT_ATTR__ATIME;
+    attr.attr_set |= (bits & MS_NOATIME) ? MOUNT_ATTR_NOATIME : MOUNT_ATTR_RELATIME;
+  }
+  return attr;
+}
+
+// Binds with the flags set before the mount is attached: a detached clone of `source`
+// (open_tree), its attributes (mount_setattr), then attached at `target` (move_mount).
+// ENOSYS on kernels before 5.12.
+Status BindDetached(const fs::path& source, const fs::path& target, unsigned long bits) {
+  int fd = ::open_tree(AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (fd < 0) return ErrnoError("clone {}", source.string());
+  UniqueFd tree(fd);
+  struct mount_attr attr = MountAttr(bits);
+  if ((attr.attr_set | attr.attr_clr) != 0 &&
+      ::mount_setattr(tree.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
+    return ErrnoError("set the flags of a bind of {}", source.string());
+  }
+  if (::move_mount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    return ErrnoError("bind {} onto {}", source.string(), target.string());
+  }
+  return Status::Ok();
+}
+
+// The classic way: bind, then remount the bind with its flags. The remount changes only
+// this mount, not the copies propagation already made of it, so it is the fallback.
+Status BindThenRemount(const fs::path& source, const fs::path& target, unsigned long bits) {
+  if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    return ErrnoError("bind {} onto {}", source.string(), target.string());
+  }
+  if (bits != 0) {
+    // Per-mount flags of a bind mount can only be set by a remount of that bind.
+    if (::mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | bits, nullptr) != 0) {
+      Status st = ErrnoError("remount {} with its flags", target.string());
+      ::umount2(target.c_str(), MNT_DETACH);
+      return st;
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -154,20 +207,15 @@ Status BindMount(const fs::path& source, const fs::path& target, bool readonly,
   std::error_code ec;
   fs::create_directories(target, ec);
   if (ec) return Status::FromErrno(ec.value(), fmt::format("create target {}", target.string()));
-  if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
-    return ErrnoError("bind {} onto {}", source.string(), target.string());
-  }
   unsigned long bits = FlagBits(flags, &readonly);
   if (readonly) bits |= MS_RDONLY;
-  if (bits != 0) {
-    // Per-mount flags of a bind mount can only be set by a remount of that bind.
-    if (::mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | bits, nullptr) != 0) {
-      Status st = ErrnoError("remount {} with its flags", target.string());
-      ::umount2(target.c_str(), MNT_DETACH);
-      return st;
-    }
-  }
-  return Status::Ok();
+  // The kubelet's directory is a shared mount: a bind made there propagates to the host
+  // and from there into the pods with the flags it had when it was attached. A remount
+  // afterwards would change only the plugin's own copy (pods would see a writable,
+  // exec-allowed mount whatever the PV's mountOptions say), so the flags go on first.
+  Status st = BindDetached(source, target, bits);
+  if (st.ok() || st.err() != ENOSYS) return st;
+  return BindThenRemount(source, target, bits);
 }
 
 Status UnmountAndRemove(const fs::path& target) {

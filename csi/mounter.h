@@ -31,7 +31,10 @@ Result<TargetInfo> InspectTarget(const std::filesystem::path& target,
 // noatime, nodiratime, relatime. InvalidArgument for anything else.
 Status CheckMountFlags(const std::vector<std::string>& flags);
 
-// Binds `source` onto `target` (creating the directory), read-only when asked.
+// Binds `source` onto `target` (creating the directory), read-only when asked, with
+// `flags` (see CheckMountFlags). The flags are on the mount before it is attached, so
+// the copies mount propagation makes of it (the host's, and from there the pods') carry
+// them too; on kernels without mount_setattr (before 5.12) only `target` itself does.
 Status BindMount(const std::filesystem::path& source, const std::filesystem::path& target,
                  bool readonly, const std::vector<std::string>& flags);
 

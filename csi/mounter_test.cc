@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -23,6 +25,8 @@ class MounterTest : public ::testing::Test {
   }
   void TearDown() override {
     ::umount2((dir_ / "target").c_str(), MNT_DETACH);
+    ::umount2((dir_ / "peer").c_str(), MNT_DETACH);
+    ::umount2((dir_ / "shared").c_str(), MNT_DETACH);
     fs::remove_all(dir_);
   }
   fs::path dir_;
@@ -42,6 +46,51 @@ TEST_F(MounterTest, BindInspectUnmount) {
   ASSERT_TRUE(UnmountAndRemove(target).ok());
   EXPECT_FALSE(fs::exists(target));
   EXPECT_TRUE(UnmountAndRemove(target).ok());  // idempotent
+}
+
+// The per-mount options /proc/self/mountinfo lists for `path` ("rw,nosuid,..."), or "".
+std::string MountOptions(const fs::path& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, mount_point, options;
+    fields >> id >> parent >> devno >> root >> mount_point >> options;
+    if (mount_point == path.string()) found = "," + options + ",";
+  }
+  return found;
+}
+
+// The kubelet's directory is a shared mount; what a pod sees is the copy propagation
+// makes of the bind. The flags of a publish must be on that copy, not only on the
+// plugin's own mount (a remount after the bind changes only the latter).
+TEST_F(MounterTest, FlagsReachPropagatedCopies) {
+  fs::path shared = dir_ / "shared", peer = dir_ / "peer";
+  fs::create_directories(shared);
+  fs::create_directories(peer);
+  ASSERT_EQ(::mount(shared.c_str(), shared.c_str(), nullptr, MS_BIND, nullptr), 0);
+  ASSERT_EQ(::mount(nullptr, shared.c_str(), nullptr, MS_SHARED, nullptr), 0);
+  // A bind of a shared mount is its peer: mounts below one appear below the other.
+  ASSERT_EQ(::mount(shared.c_str(), peer.c_str(), nullptr, MS_BIND, nullptr), 0);
+
+  ASSERT_TRUE(BindMount(dir_ / "src", shared / "t", false,
+                        {"noexec", "nosuid", "nodev", "noatime", "nodiratime"})
+                  .ok());
+  ASSERT_TRUE(BindMount(dir_ / "src", shared / "r", true, {}).ok());
+  std::string copy = MountOptions(peer / "t");
+  for (const char* flag :
+       {",rw,", ",noexec,", ",nosuid,", ",nodev,", ",noatime,", ",nodiratime,"}) {
+    EXPECT_NE(copy.find(flag), std::string::npos) << flag << " missing in " << copy;
+  }
+  EXPECT_NE(MountOptions(peer / "r").find(",ro,"), std::string::npos) << MountOptions(peer / "r");
+  EXPECT_NE(::access((peer / "r" / "f").c_str(), W_OK), 0);
+  EXPECT_EQ(errno, EROFS);
+
+  ASSERT_TRUE(UnmountAndRemove(shared / "t").ok());
+  ASSERT_TRUE(UnmountAndRemove(shared / "r").ok());
+  EXPECT_EQ(MountOptions(peer / "t"), "");  // the unmount propagates too
+  ::umount2(peer.c_str(), MNT_DETACH);
+  ::umount2(shared.c_str(), MNT_DETACH);
 }
 
 TEST_F(MounterTest, PlainDirectoryIsNotMounted) {
