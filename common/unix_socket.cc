@@ -94,6 +94,8 @@ Status SendMessage(int socket, const std::string& text, const std::vector<int>& 
                                        kMaxFdsPerMessage));
   }
   if (text.size() > kMaxText) return InvalidArgument("message text too long");
+  // A zero-length record reads as the peer closing the socket; never send one.
+  if (text.empty()) return InvalidArgument("message without text");
   iovec iov{const_cast<char*>(text.data()), text.size()};
   msghdr msg{};
   msg.msg_iov = &iov;

@@ -32,7 +32,8 @@ Result<UniqueFd> ListenSeqpacket(const std::filesystem::path& path, unsigned mod
 // (a stale socket), the errno status otherwise.
 Result<UniqueFd> ConnectSeqpacket(const std::filesystem::path& path);
 
-// Sends one record. At most kMaxFdsPerMessage fds.
+// Sends one record: non-empty text (an empty record would read as the peer closing) and at
+// most kMaxFdsPerMessage fds. InvalidArgument otherwise.
 inline constexpr size_t kMaxFdsPerMessage = 250;
 Status SendMessage(int socket, const std::string& text, const std::vector<int>& fds = {});
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include "tests/support/needs_root.h"
 
 namespace cellar::csi {
 namespace {
@@ -17,6 +18,7 @@ namespace fs = std::filesystem;
 class MounterTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    CELLAR_SKIP_UNLESS_ROOT("bind mounting");
     char tmpl[] = "/tmp/cellar-mounter-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "store/fault_env.h"
+#include "tests/support/temp_dir.h"
 
 namespace cellar::store {
 namespace {
@@ -16,20 +17,14 @@ namespace fs = std::filesystem;
 
 class JournalTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/cellar-journal-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::unique_ptr<Journal> Reopen(Recovered* r, Env& env = RealEnv()) {
     auto j = Journal::Open(env, dir_, r);
     EXPECT_TRUE(j.ok()) << j.status().ToString();
     return j.ok() ? std::move(*j) : nullptr;
   }
 
-  fs::path dir_;
+  const cellar::testing::TempDir tmp_{"cellar-journal"};
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(JournalTest, RecordsSurviveReopen) {

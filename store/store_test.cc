@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "store/fault_env.h"
+#include "tests/support/needs_root.h"
 
 namespace cellar::store {
 namespace {
@@ -19,6 +20,7 @@ constexpr uint64_t kMiB = 1ull << 20;
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    CELLAR_SKIP_UNLESS_ROOT("mounting tmpfs arenas");
     char tmpl[] = "/tmp/cellar-store-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;

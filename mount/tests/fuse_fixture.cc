@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/arena_mount.h"
+#include "tests/support/needs_root.h"
 
 namespace cellar::mount::testing {
 
@@ -26,6 +27,7 @@ Arena::~Arena() {
 }
 
 void FuseFixture::SetUp() {
+  CELLAR_SKIP_UNLESS_ROOT("a FUSE mount over tmpfs arenas");
   char tmpl[] = "/tmp/cellar-mount-test-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   root_ = tmpl;

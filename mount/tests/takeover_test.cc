@@ -1,8 +1,8 @@
 // Taking a live FUSE connection over: a successor server given the predecessor's files
 // (as the fd holder or a hand-over passes them) serves the same mount, so files opened
 // before keep working, calls made while no daemon ran complete, and the lookup counts
-// the kernel holds stay consistent. Also the fd holder's protocol, against a real
-// holder process.
+// the kernel holds stay consistent. The fd holder and the session state have their own
+// unit tests (fd_holder_test.cc, session_state_test.cc).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -20,9 +20,7 @@
 
 #include <fmt/format.h>
 
-#include "mount/fd_holder.h"
 #include "mount/fuse_mount.h"
-#include "mount/session_state.h"
 #include "mount/tests/fuse_fixture.h"
 
 namespace cellar::mount::testing {
@@ -244,95 +242,6 @@ TEST_P(TakeoverTest, AStateOfAnotherMountIsRefusedAndAFreshMountMade) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TakeoverTest, ::testing::Bool(), ModeName);
-
-// A holder process, as `cellar fd-holder` runs it.
-class HolderProcess {
- public:
-  explicit HolderProcess(fs::path socket) : socket_(std::move(socket)) {
-    pid_ = ::fork();
-    if (pid_ == 0) _exit(RunFdHolder(socket_).ok() ? 0 : 1);
-    for (int i = 0; i < 200 && !fs::exists(socket_); ++i) std::this_thread::sleep_for(10ms);
-  }
-  ~HolderProcess() { Stop(SIGTERM); }
-  int Stop(int sig) {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  fs::path socket_;
-  pid_t pid_ = -1;
-};
-
-TEST(FdHolderTest, KeepsFilesOpenUntilAskedAndAnswersClearly) {
-  fs::path dir = fs::temp_directory_path() / ("cellar-holder-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  HolderProcess holder(dir / "holder.sock");
-  FdHolderClient client(dir / "holder.sock");
-
-  auto none = client.Get("/nothing");
-  ASSERT_TRUE(none.ok()) << none.status().ToString();
-  EXPECT_TRUE(none->empty());
-
-  // A pipe: its read end sees EOF only when every write end is closed, so it tells
-  // whether the holder still keeps the write end we gave it.
-  int p[2];
-  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-  ASSERT_TRUE(client.Put("/mnt/x", {p[1]}).ok());
-  ::close(p[1]);
-  auto has = client.Has("/mnt/x");
-  ASSERT_TRUE(has.ok());
-  EXPECT_TRUE(*has);
-  auto got = client.Get("/mnt/x");
-  ASSERT_TRUE(got.ok());
-  ASSERT_EQ(got->size(), 1u);
-  ASSERT_EQ(::write((*got)[0].get(), "z", 1), 1);
-  char c = 0;
-  ASSERT_EQ(::read(p[0], &c, 1), 1);
-  EXPECT_EQ(c, 'z');
-  got->clear();
-
-  ASSERT_TRUE(client.Drop("/mnt/x").ok());
-  EXPECT_EQ(::read(p[0], &c, 1), 0) << "the holder still keeps the dropped file";
-  ::close(p[0]);
-
-  holder.Stop(SIGTERM);
-  auto gone = client.Get("/mnt/x");
-  EXPECT_FALSE(gone.ok());
-  fs::remove_all(dir);
-}
-
-TEST(SessionStateTest, RecordsSurviveAdoptionAndFreeSlotsAreReused) {
-  auto state = SessionState::Create();
-  ASSERT_TRUE(state.ok()) << state.status().ToString();
-  int32_t a = (*state)->AllocNode();
-  int32_t b = (*state)->AllocNode();
-  (*state)->node(a).nlookup = 3;
-  (*state)->node(a).nodeid.store(0x100000002ULL);
-  (*state)->node(b).nodeid.store(0x100000003ULL);
-  (*state)->FreeNode(b);
-  int32_t h = (*state)->AllocHandle();
-  (*state)->handle(h).nodeid = 0x100000002ULL;
-  (*state)->handle(h).fh.store(7);
-  (*state)->header().next_fh.store(8);
-
-  UniqueFd copy(::fcntl((*state)->fd(), F_DUPFD_CLOEXEC, 0));
-  auto adopted = SessionState::Adopt(std::move(copy));
-  ASSERT_TRUE(adopted.ok()) << adopted.status().ToString();
-  ASSERT_EQ((*adopted)->LiveNodes(), std::vector<int32_t>{a});
-  EXPECT_EQ((*adopted)->node(a).nlookup, 3u);
-  ASSERT_EQ((*adopted)->LiveHandles(), std::vector<int32_t>{h});
-  EXPECT_EQ((*adopted)->header().next_fh.load(), 8u);
-  EXPECT_EQ((*adopted)->AllocNode(), b);  // the freed record comes back first
-
-  UniqueFd junk(::memfd_create("junk", MFD_CLOEXEC));
-  ASSERT_EQ(::ftruncate(junk.get(), 4096), 0);
-  EXPECT_FALSE(SessionState::Adopt(std::move(junk)).ok());
-}
 
 }  // namespace
 }  // namespace cellar::mount::testing

@@ -4,12 +4,14 @@
 
 #include <cstdlib>
 #include <string>
+#include "tests/support/needs_root.h"
 
 namespace {
 
 class RealToolsTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(RealToolsTest, CpTarNumpyPandas) {
+  CELLAR_SKIP_UNLESS_ROOT("the demo daemon and pod namespaces");
   std::string cmd = std::string(CELLAR_MOUNT_TESTS_DIR) + "/real_tools.sh " +
                     CELLAR_FUSE_MOUNT_BIN + (GetParam() ? "" : " --no-passthrough");
   int rc = std::system(cmd.c_str());

@@ -21,6 +21,7 @@
 
 #include "pluginregistration.grpc.pb.h"
 #include "tests/support/node_process.h"
+#include "tests/support/needs_root.h"
 
 namespace cellar::testing {
 namespace {
@@ -105,6 +106,7 @@ class Child {
 class RegistrarTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    CELLAR_SKIP_UNLESS_ROOT("a cellar node");
     NodeSettings settings;
     settings.extra_args = {"--no-fuse"};  // registration needs no FUSE
     node_ = std::make_unique<NodeProcess>(settings);

@@ -5,7 +5,11 @@
 #include <google/protobuf/dynamic_message.h>
 #include <grpcpp/generic/generic_stub.h>
 
+#include <fstream>
+#include <map>
 #include <random>
+#include <set>
+#include <sstream>
 
 #include "tests/support/node_fixture.h"
 
@@ -51,7 +55,33 @@ void Fill(pb::Message* msg, std::mt19937& rng, int depth) {
   }
 }
 
+// Mount points under "/" and "/etc" (where the absolute hostile strings point) in the
+// mount namespace of process `pid`, as "mount point (fstype)".
+std::multiset<std::string> HostileMounts(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/mountinfo");
+  std::multiset<std::string> found;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mount_point;
+    fields >> id >> parent >> dev >> root >> mount_point;
+    if (mount_point == "/" || mount_point.rfind("/etc", 0) == 0) {
+      std::string type = line.substr(line.find(" - ") + 3);
+      found.insert(mount_point + " (" + type.substr(0, type.find(' ')) + ")");
+    }
+  }
+  return found;
+}
+
 TEST_P(RobustnessTest, RandomRequestsToEveryMethodNeverKillTheDaemon) {
+  // The relative hostile strings resolve against the daemon's working directory.
+  const std::filesystem::path cwd =
+      std::filesystem::read_symlink("/proc/" + std::to_string(node_->pid()) + "/cwd");
+  std::map<std::string, bool> cwd_before;
+  for (const char* name : {"x", "csi-abc", "\n", "%s%s%n", "vol-00000000000000000000000000000000"}) {
+    cwd_before[name] = std::filesystem::exists(std::filesystem::symlink_status(cwd / name));
+  }
+  const std::multiset<std::string> mounts_before = HostileMounts(node_->pid());
   grpc::ChannelArguments args;
   auto channel = grpc::CreateCustomChannel("unix://" + node_->socket().string(),
                                            grpc::InsecureChannelCredentials(), args);
@@ -106,8 +136,12 @@ TEST_P(RobustnessTest, RandomRequestsToEveryMethodNeverKillTheDaemon) {
   ASSERT_TRUE(node_->identity().Probe(&ctx, {}, &resp).ok());
   EXPECT_TRUE(resp.ready().value());
   EXPECT_GT(calls, 800);
-  // Nothing random left behind outside the daemon's own directory.
-  EXPECT_FALSE(std::filesystem::exists("/etc/passwd/mount"));
+  // Nothing mounted or made where the hostile paths point, in the daemon's own view.
+  EXPECT_EQ(HostileMounts(node_->pid()), mounts_before);
+  for (const auto& [name, existed] : cwd_before) {
+    EXPECT_EQ(std::filesystem::exists(std::filesystem::symlink_status(cwd / name)), existed)
+        << "the daemon made " << (cwd / name);
+  }
 }
 
 CELLAR_INSTANTIATE_MODES(RobustnessTest);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/node_process.h"
+#include "tests/support/needs_root.h"
 
 namespace cellar::testing {
 namespace {
@@ -22,6 +23,7 @@ int RunToExit(NodeProcess& node, std::string* log) {
 }
 
 TEST(StartupTest, SocketPathThatIsNotASocketIsRefused) {
+  CELLAR_SKIP_UNLESS_ROOT("a cellar node");
   NodeProcess node({});
   fs::create_directories(node.socket().parent_path());
   { std::ofstream(node.socket()) << "precious"; }
@@ -34,6 +36,7 @@ TEST(StartupTest, SocketPathThatIsNotASocketIsRefused) {
 }
 
 TEST(StartupTest, StaleSocketIsReplaced) {
+  CELLAR_SKIP_UNLESS_ROOT("a cellar node");
   NodeProcess node({});
   fs::create_directories(node.socket().parent_path());
   int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
@@ -48,6 +51,7 @@ TEST(StartupTest, StaleSocketIsReplaced) {
 }
 
 TEST(StartupTest, CapacityBeyondMemoryIsRefused) {
+  CELLAR_SKIP_UNLESS_ROOT("a cellar node");
   NodeSettings s;
   s.capacity = "64Ti";
   NodeProcess node(s);
@@ -57,6 +61,7 @@ TEST(StartupTest, CapacityBeyondMemoryIsRefused) {
 }
 
 TEST(StartupTest, MalformedCapacityIsRefused) {
+  CELLAR_SKIP_UNLESS_ROOT("a cellar node");
   NodeSettings s;
   s.capacity = "8GB";
   NodeProcess node(s);
@@ -66,6 +71,7 @@ TEST(StartupTest, MalformedCapacityIsRefused) {
 }
 
 TEST(StartupTest, StateDirThatCannotBeCreatedIsRefused) {
+  CELLAR_SKIP_UNLESS_ROOT("a cellar node");
   NodeProcess node({});
   { std::ofstream(node.state_dir()) << "a file, not a directory"; }
   std::string log;
@@ -74,6 +80,7 @@ TEST(StartupTest, StateDirThatCannotBeCreatedIsRefused) {
 }
 
 TEST(StartupTest, SecondInstanceOnALiveSocketIsRefused) {
+  CELLAR_SKIP_UNLESS_ROOT("a cellar node");
   NodeProcess first({});
   std::string log;
   ASSERT_TRUE(first.Start(&log)) << log;
@@ -90,6 +97,7 @@ TEST(StartupTest, SecondInstanceOnALiveSocketIsRefused) {
 }
 
 TEST(StartupTest, EnvironmentSuppliesEndpointAndNodeName) {
+  CELLAR_SKIP_UNLESS_ROOT("a cellar node");
   NodeProcess node({});
   std::string cmd = "CSI_ENDPOINT=unix://" + node.socket().string() +
                     " NODE_NAME=env-node timeout 2 " + std::string(CELLAR_BINARY) +
@@ -101,6 +109,7 @@ TEST(StartupTest, EnvironmentSuppliesEndpointAndNodeName) {
 }
 
 TEST(StartupTest, HelpListsEveryFlag) {
+  CELLAR_SKIP_UNLESS_ROOT("a pod-like mount namespace");
   std::string out;
   ASSERT_EQ(RunInPod(std::string(CELLAR_BINARY) + " node --help", &out), 0);
   for (const char* flag : {"--endpoint", "--node-id", "--state-dir", "--capacity",

@@ -5,12 +5,16 @@
 
 #include "tests/support/csi_requests.h"
 #include "tests/support/node_process.h"
+#include "tests/support/needs_root.h"
 
 namespace cellar::testing {
 
 class NodeTest : public ::testing::TestWithParam<Mode> {
  protected:
-  void SetUp() override { StartNode({}); }
+  void SetUp() override {
+    CELLAR_SKIP_UNLESS_ROOT("a cellar node");
+    StartNode({});
+  }
 
   void StartNode(NodeSettings settings) {
     settings.mode = GetParam();
