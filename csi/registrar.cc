@@ -1,9 +1,7 @@
 #include "csi/registrar.h"
 
 #include <poll.h>
-#include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,6 +18,7 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include "common/termination_signals.h"
 #include "common/unique_fd.h"
 #include "common/unix_socket.h"
 #include "csi/local_client.h"
@@ -78,26 +77,17 @@ Status CheckOptions(const RegistrarOptions& options) {
   return Status::Ok();
 }
 
-// Waits up to `ms` for a termination signal; true if one came.
-bool SignalWithin(int signal_fd, std::chrono::milliseconds ms) {
-  pollfd pfd{signal_fd, POLLIN, 0};
-  const auto end = Clock::now() + ms;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
-    int n = ::poll(&pfd, 1, std::max<int64_t>(0, left.count()));
-    if (n > 0) {
-      signalfd_siginfo info{};
-      (void)!::read(signal_fd, &info, sizeof(info));
-      spdlog::info("signal {}: stopping", info.ssi_signo);
-      return true;
-    }
-    if (n == 0) return false;
-    if (errno != EINTR) return false;
-  }
+// Waits up to `ms` for a termination signal; true if one came (or the wait failed).
+bool SignalWithin(const TerminationSignals& signals, std::chrono::milliseconds ms) {
+  Result<int> got = signals.Wait(ms);
+  if (got.ok() && *got == 0) return false;
+  spdlog::info("{}: stopping", got.ok() ? fmt::format("signal {}", *got) : got.status().ToString());
+  return true;
 }
 
 // The driver's name, asked until it answers; Cancelled if a signal came first.
-Result<std::string> WaitForDriver(const RegistrarOptions& options, int signal_fd) {
+Result<std::string> WaitForDriver(const RegistrarOptions& options,
+                                  const TerminationSignals& signals) {
   const auto start = Clock::now();
   auto delay = std::chrono::milliseconds(500);
   for (int attempt = 1;; ++attempt) {
@@ -111,7 +101,7 @@ Result<std::string> WaitForDriver(const RegistrarOptions& options, int signal_fd
     auto level = waited < std::chrono::seconds(30) ? spdlog::level::info : spdlog::level::warn;
     spdlog::log(level, "waiting for the CSI driver ({} s, attempt {}): {}; next attempt in {} ms",
                 waited.count(), attempt, name.status().message(), delay.count());
-    if (SignalWithin(signal_fd, delay)) return Status(Code::kCancelled, "stopped by a signal");
+    if (SignalWithin(signals, delay)) return Status(Code::kCancelled, "stopped by a signal");
     delay = std::min(delay * 2, std::chrono::milliseconds(10'000));
   }
 }
@@ -200,21 +190,14 @@ class RegistrationService final : public ::pluginregistration::Registration::Ser
 
 Status RunRegistrar(const RegistrarOptions& options) {
   RETURN_IF_ERROR(CheckOptions(options));
-  // As in RunNode: termination signals are read from a signalfd; block them before
-  // gRPC starts any thread.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
-  if (!signal_fd) return ErrnoError("signalfd");
+  // Before gRPC starts any thread.
+  ASSIGN_OR_RETURN(TerminationSignals signals, TerminationSignals::Open());
   UniqueFd wake_fd(::eventfd(0, EFD_CLOEXEC));
   if (!wake_fd) return ErrnoError("eventfd");
 
   spdlog::info("cellar registrar: asking the CSI driver on {} for its name",
                options.csi_socket.string());
-  auto driver = WaitForDriver(options, signal_fd.get());
+  auto driver = WaitForDriver(options, signals);
   if (!driver.ok()) {
     return driver.status().code() == Code::kCancelled ? Status::Ok() : driver.status();
   }
@@ -248,16 +231,16 @@ Status RunRegistrar(const RegistrarOptions& options) {
 
   Status result;
   for (;;) {
-    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {wake_fd.get(), POLLIN, 0}};
+    pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {wake_fd.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       result = ErrnoError("poll");
       break;
     }
     if (fds[0].revents & POLLIN) {
-      signalfd_siginfo info{};
-      (void)!::read(signal_fd.get(), &info, sizeof(info));
-      spdlog::info("signal {}: removing the registration socket and stopping", info.ssi_signo);
+      Result<int> got = signals.Take();
+      spdlog::info("signal {}: removing the registration socket and stopping",
+                   got.ok() ? *got : 0);
       break;
     }
     if (fds[1].revents & POLLIN) {

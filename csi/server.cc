@@ -2,9 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/file.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/size.h"
+#include "common/termination_signals.h"
 #include "common/unique_fd.h"
 #include "common/unix_socket.h"
 #include "csi/call_logger.h"
@@ -128,15 +127,8 @@ Status RunNode(const NodeOptions& options) {
                                      ? options.state_dir / "handover.sock"
                                      : options.handover_socket;
 
-  // Termination signals are read from a signalfd by this thread; block them before any
-  // other thread exists so none of gRPC's threads receives them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
-  if (!signal_fd) return ErrnoError("signalfd");
+  // Before any thread exists (gRPC starts them), so that none of them takes a signal.
+  ASSIGN_OR_RETURN(TerminationSignals signals, TerminationSignals::Open());
 
   {
     std::error_code ec;
@@ -199,15 +191,14 @@ Status RunNode(const NodeOptions& options) {
 
   UniqueFd successor;
   for (;;) {
-    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {handover_listener.get(), POLLIN, 0}};
+    pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {handover_listener.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("poll");
     }
     if (fds[0].revents & POLLIN) {
-      signalfd_siginfo info{};
-      if (::read(signal_fd.get(), &info, sizeof(info)) < 0) return ErrnoError("read signalfd");
-      spdlog::info("signal {}: stopping (volumes, arenas and publications stay)", info.ssi_signo);
+      ASSIGN_OR_RETURN(int signo, signals.Take());
+      spdlog::info("signal {}: stopping (volumes, arenas and publications stay)", signo);
       break;
     }
     if (fds[1].revents & POLLIN) {
@@ -252,9 +243,7 @@ Status RunNode(const NodeOptions& options) {
     spdlog::info("handed over to the successor");
     if (!options.exit_after_handover) {
       spdlog::info("idle until SIGTERM");
-      signalfd_siginfo info{};
-      while (::read(signal_fd.get(), &info, sizeof(info)) < 0 && errno == EINTR) {
-      }
+      RETURN_IF_ERROR(signals.Wait(std::chrono::milliseconds(-1)).status());
     }
     return Status::Ok();
   }

@@ -1,14 +1,13 @@
 #include "mount/fd_holder.h"
 
 #include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <map>
 
 #include "common/logging.h"
+#include "common/termination_signals.h"
 
 namespace cellar::mount {
 namespace {
@@ -63,18 +62,12 @@ class Holder {
 }  // namespace
 
 Status RunFdHolder(const std::filesystem::path& socket) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  UniqueFd sfd(::signalfd(-1, &signals, SFD_CLOEXEC));
-  if (!sfd) return ErrnoError("signalfd");
+  ASSIGN_OR_RETURN(TerminationSignals signals, TerminationSignals::Open());
   ASSIGN_OR_RETURN(UniqueFd listener, ListenSeqpacket(socket, 0600));
   SPDLOG_INFO("fd holder serving {}", socket.string());
   Holder holder;
   for (;;) {
-    pollfd fds[2] = {{listener.get(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
+    pollfd fds[2] = {{listener.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("poll");
