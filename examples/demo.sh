@@ -4,7 +4,7 @@
 # on a Cellar volume in this machine's shared memory, against the same pipeline on
 # plain tmpfs (the limit) and on the local disk with fsync (what pipelines use today).
 #
-#   sudo bash examples/demo.sh [--size 256M] [--runs 1] [--fallback] [--keep-going]
+#   bash examples/demo.sh [--size 256M] [--runs 1] [--fallback] [--keep-going]
 #
 # It installs what is missing (.ci/install-deps), builds `cellar` if needed, starts
 # `cellar node` with its state in /var/tmp/cellar-demo, provisions and publishes the
@@ -30,6 +30,7 @@ while (($#)); do
 done
 
 if ((EUID != 0)); then
+  command -v sudo >/dev/null || { echo "demo.sh: run it as root (it mounts tmpfs and FUSE)" >&2; exit 2; }
   exec sudo bash "$0" --size "$size" --runs "$runs" --root "$root" \
     $( ((force_fallback)) && echo --fallback)
 fi

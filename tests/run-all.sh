@@ -5,7 +5,7 @@
 # with Cellar installed from deploy/). Needs root: tests mount tmpfs and FUSE,
 # bind-mount volumes and enter mount namespaces, as the node plugin does.
 #
-#   sudo bash tests/run-all.sh
+#   bash tests/run-all.sh
 #
 # Prints one line per suite and a closing "total: N passed, N failed".
 set -uo pipefail

@@ -10,9 +10,9 @@ without it, in one run (issue 12, point 6):
    emptyDir (medium: Memory) and on a hostPath on the local disk; write and read
    seconds summed over the steps, median of --runs.
 
-  sudo bash tests/cluster/run.sh --keep          # a cluster with Cellar installed
-  sudo /usr/bin/python3 bench/cluster/run.py [--pods 50] [--size 1G] [--runs 3]
-  sudo bash tests/cluster/cluster.sh down
+  bash tests/cluster/run.sh --keep          # a cluster with Cellar installed
+  /usr/bin/python3 bench/cluster/run.py [--pods 50] [--size 1G] [--runs 3]
+  bash tests/cluster/cluster.sh down
 
 Prints a Markdown table; --json F writes the raw numbers.
 """

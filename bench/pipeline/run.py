@@ -2,8 +2,8 @@
 """The pipeline benchmark: prepare -> train -> test as pods, at several sizes, on
 Cellar (passthrough), Cellar (fallback), tmpfs and the local disk with fsync.
 
-  sudo /usr/bin/python3 bench/pipeline/run.py                    # 1G 2G 4G, 3 runs
-  sudo /usr/bin/python3 bench/pipeline/run.py --sizes 1G,2G --runs 3
+  /usr/bin/python3 bench/pipeline/run.py                    # 1G 2G 4G, 3 runs
+  /usr/bin/python3 bench/pipeline/run.py --sizes 1G,2G --runs 3
   /usr/bin/python3 bench/pipeline/run.py --report-only           # redo RESULTS.md + PNG
 
 Runs are interleaved (run 1 of every mode, then run 2, ...) so that a slow phase of

@@ -7,7 +7,7 @@
 #      tests/cluster, as csi-driver-host-path's CI runs them: focus `External.Storage`,
 #      without [Disruptive], [Feature:...] and [Serial] specs.
 #
-#   sudo bash tests/cluster/conformance.sh [--serial] [--keep] [--procs N] [--focus RE]
+#   bash tests/cluster/conformance.sh [--serial] [--keep] [--procs N] [--focus RE]
 #
 # --serial     afterwards run the External.Storage [Serial] specs too, one at a time.
 # --keep       leave a cluster this script brought up running (one it found is always left).

@@ -4,7 +4,7 @@
 # and checks it through the API (cluster_test.py), then tears it all down, whatever
 # happened. Ends with "N passed, N failed".
 #
-#   sudo bash tests/cluster/run.sh [--keep]     # --keep: leave the cluster up afterwards
+#   bash tests/cluster/run.sh [--keep]     # --keep: leave the cluster up afterwards
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 keep=0

@@ -3,7 +3,7 @@
 # against a real `cellar node`, once with FUSE passthrough and once with
 # --no-passthrough:
 #
-#   sudo bash tests/conformance/csi-sanity.sh build/cellar
+#   bash tests/conformance/csi-sanity.sh build/cellar
 #
 # csi-sanity is built from the wrapper module in csi-sanity/ (its go.mod pins the
 # csi-test release) into a cache, and rebuilt only when go.mod or go.sum change.

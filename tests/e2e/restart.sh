@@ -5,7 +5,7 @@
 # I/O error, no corruption, healthy volume stats, working (un)publish; prints the
 # longest stall and `N passed, N failed`; exits non-zero on a failure.
 #
-#   sudo bash tests/e2e/restart.sh [--modes passthrough,fallback] [--pods 3] [-v]
+#   bash tests/e2e/restart.sh [--modes passthrough,fallback] [--pods 3] [-v]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if ((EUID != 0)); then

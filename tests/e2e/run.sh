@@ -4,7 +4,7 @@
 # across steps, the topology pin, volume stats, EROFS on a read-only publish and a
 # clean tear-down. Prints `N passed, N failed`; exits non-zero on a failure.
 #
-#   sudo bash tests/e2e/run.sh [--size 64M] [--modes passthrough,fallback] [-v]
+#   bash tests/e2e/run.sh [--size 64M] [--modes passthrough,fallback] [-v]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if ((EUID != 0)); then

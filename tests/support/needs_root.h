@@ -9,4 +9,4 @@
 #define CELLAR_SKIP_UNLESS_ROOT(what)                                                \
   if (::geteuid() != 0)                                                              \
   GTEST_SKIP() << (what) << " needs root (mounts and namespaces, as the node plugin); " \
-                            "run the tests as root: sudo bash tests/run-all.sh"
+                            "run the tests as root: bash tests/run-all.sh"
