@@ -49,6 +49,9 @@ def linear_regression(size: str = "1Gi"):
         size=size,
         # One node holds the data; every step runs there.
         modes=dsl.VOLUME_MODE_RWO,
+        # The claim belongs to the run: deleting the run deletes it. A failed run
+        # keeps it (the delete step below does not run) for inspection until then.
+        set_owner_reference=True,
     )
     # Each step takes the volume from the previous one, which also orders them.
     prepare = step("prepare-data", "prepare", vineyard.volume)

@@ -22,6 +22,7 @@ directory. Kedro calls the pure functions and lets its catalog do the I/O.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -109,6 +110,18 @@ def test(data_dir: Path) -> dict:
     return metrics
 
 
+def checksums(data_dir: Path, names: list[str]) -> dict:
+    """sha256 of each file: a step's last log line, so whoever runs the pipeline can
+    check that every step read exactly what the previous one wrote."""
+    return {n: hashlib.sha256((data_dir / n).read_bytes()).hexdigest() for n in names}
+
+
+# What each step reads and writes, for its checksum line.
+STEP_FILES = {"prepare": ([], [TRAIN_FILE, TEST_FILE]),
+              "train": ([TRAIN_FILE], [MODEL_FILE]),
+              "test": ([TEST_FILE, MODEL_FILE], [METRICS_FILE])}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["prepare", "train", "test"])
@@ -129,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         if metrics["r2"] < args.min_r2:
             print(f"test: r2 {metrics['r2']} is below {args.min_r2}", file=sys.stderr)
             return 1
+    read, wrote = STEP_FILES[args.step]
+    print(json.dumps({"step": args.step, "read": checksums(args.data_dir, read),
+                      "wrote": checksums(args.data_dir, wrote)}, sort_keys=True))
     return 0
 
 
