@@ -18,27 +18,14 @@ import traceback
 
 import drills
 import kube
+import pipelines.checks
+from driver import (DRIVER, NODE, NODE_CAPACITY, STORAGE_CLASS, SYSTEM_NS, TOPOLOGY_KEY,
+                    capacity_of)
 import workloads as w
 from kube import kubectl
 
-NODE = "cellar-node"
-DRIVER = "csi.cellar.dev"
-TOPOLOGY_KEY = "topology.csi.cellar.dev/node"
-SYSTEM_NS = "cellar-system"
-STORAGE_CLASS = "cellar-system.cellar.csi"
-NODE_CAPACITY = 4 << 30            # deploy/settings.yaml
 TEST_NS = "cellar-test"
 ROOT = w.ROOT
-
-
-def capacity_of(storage_class: str, namespace: str = SYSTEM_NS) -> int | None:
-    """The node's capacity for a StorageClass, as the scheduler sees it."""
-    items = kube.get("csistoragecapacities", namespace=namespace)["items"]
-    for c in items:
-        labels = c.get("nodeTopology", {}).get("matchLabels", {})
-        if c["storageClassName"] == storage_class and labels.get(TOPOLOGY_KEY) == NODE:
-            return kube.quantity(c.get("capacity", "0"))
-    return None
 
 
 def step_report(log: str) -> dict:
@@ -236,7 +223,8 @@ def _drill(fn):
 CHECKS = [check_install, check_csinode, check_capacity_published,
           check_claim_binds_on_first_consumer, check_pipeline, check_inline_ephemeral,
           check_delete_returns_memory, check_claim_larger_than_node, check_unknown_parameter,
-          check_node_without_plugin, _drill(drills.drill_rollout_restart),
+          check_node_without_plugin, *pipelines.checks.CHECKS,
+          _drill(drills.drill_rollout_restart),
           _drill(drills.drill_sigkill), _drill(drills.drill_delete_plugin_pod),
           check_second_rendering]
 

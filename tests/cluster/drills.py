@@ -20,9 +20,9 @@ from pathlib import Path
 
 import kube
 import workloads as w
+from driver import SYSTEM_NS
 from kube import kubectl
 
-SYSTEM_NS = "cellar-system"
 CONTROL_ROOT = Path("/var/lib/cellar-cluster/control")
 
 

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # tests/cluster/images/build.sh [--import SOCKET] [--only NAME]... [--force] [--base-stamp STAMP]
 #
-# Builds, without a registry or a Docker engine, the four images the real-cluster
+# Builds, without a registry or a Docker engine, the images the real-cluster
 # suite runs, and writes each as an OCI archive that `ctr images import` reads:
 #
 #   docker.io/library/cellar:0.1.0           deploy/Dockerfile, with buildah
 #   docker.io/library/cellar-examples:0.1.0  examples/Dockerfile, with buildah
+#   docker.io/library/cellar-examples-kedro:0.1.0
+#                                            examples/kedro/Dockerfile, with buildah
 #   registry.k8s.io/sig-storage/csi-provisioner:v6.4.0
 #                                            the Go module in ../components/csi-provisioner
 #   registry.k8s.io/pause:3.10               build/pause/linux/pause.c of k8s.io/kubernetes
+#   quay.io/argoproj/workflow-controller:v3.7.18, quay.io/argoproj/argoexec:v3.7.18
+#                                            the Go module in ../components/argo
+#   gcr.io/cloud-builders/kubectl:latest     the kubectl of build-components.sh: the
+#                                            image KFP v1 pipelines delete claims with
 #
-# NAME for --only: cellar, cellar-examples, csi-provisioner, pause (repeatable;
-# default all). The Dockerfiles start FROM debian:12 and debian:12-slim; with no
+# NAME for --only: cellar, cellar-examples, cellar-examples-kedro, csi-provisioner,
+# pause, argo, kubectl (repeatable; default all). The Dockerfiles start FROM debian:12 and debian:12-slim; with no
 # registry those come from debootstrap (Debian's archive) and are put in buildah's
 # own storage under those names, so `buildah bud --pull=never` runs the Dockerfiles
 # exactly as written.
@@ -59,13 +65,16 @@ cache="${CELLAR_IMAGES_CACHE:-/var/cache/cellar-cluster/images}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 security_mirror="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 base_stamp="$(date -u +%Y-%m)"
-source "$here/../versions.env"  # KUBERNETES_VERSION, CSI_PROVISIONER_VERSION
+source "$here/../versions.env"  # KUBERNETES_VERSION, CSI_PROVISIONER_VERSION, ARGO_VERSION
 kubernetes_version="$KUBERNETES_VERSION"         # pause.c comes from this release
 provisioner_version="$CSI_PROVISIONER_VERSION"   # components/csi-provisioner/go.mod pins it too
 pause_tag="3.10"   # the tag deploy/kubernetes/base/memory-reservation.yaml names
 oci="$here/oci_archive.py"
+# The CA bundle the host's pip uses, if it was told one (PIP_CERT or pip's config).
+host_pip_ca="${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || true)}"
+[[ -f "$host_pip_ca" ]] || host_pip_ca=""
 
-all_names=(cellar cellar-examples csi-provisioner pause)
+all_names=(cellar cellar-examples cellar-examples-kedro csi-provisioner pause argo kubectl)
 names=()
 import_socket=""
 force=0
@@ -267,6 +276,13 @@ build_dockerfile() {
   log "$ref: buildah bud -f ${dockerfile#"$repo"/} (log: $cache/logs/$name.log)"
   local start=$SECONDS stage
   bud_args+=(--layers --pull=never --isolation chroot --network host -f "$dockerfile")
+  # A host whose pip trusts an extra CA (a TLS-inspecting proxy) lends that trust to
+  # the RUN steps that call pip, through mounts that do not enter the image.
+  if grep -q 'pip install' "$dockerfile" && [[ -n "$host_pip_ca" ]]; then
+    printf '[global]\ncert = /tmp/cellar-host-ca.crt\n' >"$work/pip.conf"
+    bud_args+=(--volume "$host_pip_ca:/tmp/cellar-host-ca.crt:ro"
+               --volume "$work/pip.conf:/etc/pip.conf:ro")
+  fi
   # Each named stage (deploy/Dockerfile's builder) is tagged too: the layers of
   # an untagged stage are dangling once the build ends, and the prune below would
   # take buildah's cache of them (its apt-get layer above all) with them.
@@ -347,12 +363,90 @@ build_pause() {
   log "$ref: written"
 }
 
+# ------------------------------------------------------------------ argo
+# The controller and the executor of Argo Workflows, as upstream's Dockerfile ships
+# them (distroless static: the binary in /bin; the controller as user 8737).
+build_argo() {
+  local module="$here/../components/argo"
+  local key
+  key="$( (cat "$module"/go.mod "$module"/go.sum "$module"/tools.go "$oci"; echo "$ARGO_VERSION") |
+    sha256sum | cut -c1-16)-$(go env GOVERSION)"
+  if key_matches argoexec "$key" && key_matches workflow-controller "$key"; then
+    log "argo $ARGO_VERSION: up to date"
+    return
+  fi
+  local bin="$cache/bin/argo-$key"
+  if [[ ! -x "$bin/argoexec" || ! -x "$bin/workflow-controller" ]]; then
+    log "argo $ARGO_VERSION: go build (log: $cache/logs/argo.log)"
+    local start=$SECONDS
+    logged argo go_build_argo "$module" "$bin.tmp"
+    rm -rf "$bin" && mv "$bin.tmp" "$bin"
+    find "$cache/bin" -maxdepth 1 -name 'argo-*' -not -name "argo-$key" -exec rm -rf {} +
+    log "argo $ARGO_VERSION: go build took $((SECONDS - start))s"
+  fi
+  local name
+  for name in workflow-controller argoexec; do
+    local user=()
+    [[ $name == workflow-controller ]] && user=(--user 8737)
+    python3 "$oci" write --out "$work/$name.oci.tar" --name "${refs[$name]}" \
+      --dir /tmp:1777 --add "$bin/$name:/bin/$name:0755" "${user[@]}" \
+      --env PATH=/bin --entrypoint "[\"$name\"]" >/dev/null
+    mv "$work/$name.oci.tar" "$cache/archives/$name.oci.tar"
+    store_key "$name" "$key"
+  done
+  log "argo $ARGO_VERSION: written"
+}
+
+# go_build_argo MODULE OUT: the module zip lacks one file of upstream's tree, the
+# symlink workflow/executor/osspecific/signal_linux.go -> signal_darwin.go (zips
+# drop symlinks), so the build uses a copy of the module with the link restored.
+go_build_argo() {
+  local module="$1" out="$2" src="$work/argo-src"
+  local dir
+  dir="$(cd "$module" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/argoproj/argo-workflows/v3)"
+  cp -r "$dir" "$src"
+  chmod -R u+w "$src"
+  ln -s signal_darwin.go "$src/workflow/executor/osspecific/signal_linux.go"
+  cp "$module/go.mod" "$work/argo.mod"
+  cp "$module/go.sum" "$work/argo.sum"
+  echo "replace github.com/argoproj/argo-workflows/v3 => $src" >>"$work/argo.mod"
+  local v=github.com/argoproj/argo-workflows/v3
+  # As upstream's Makefile: static, the version stamped into the root package.
+  (cd "$module" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -modfile "$work/argo.mod" -trimpath \
+    -ldflags "-s -X $v.version=$ARGO_VERSION -X $v.gitTag=$ARGO_VERSION -X $v.gitTreeState=clean" \
+    -o "$out/" "$v/cmd/argoexec" "$v/cmd/workflow-controller")
+}
+
+# ------------------------------------------------------------------ kubectl
+# KFP v1 compiles a claim's deletion to a step running `kubectl delete` in
+# gcr.io/cloud-builders/kubectl; this image is the cluster's own kubectl.
+build_kubectl() {
+  local bin="${CELLAR_CLUSTER_CACHE:-/var/cache/cellar-cluster}/bin-$kubernetes_version/kubectl"
+  [[ -x "$bin" ]] || die "no $bin: tests/cluster/build-components.sh builds it"
+  local key
+  key="$( (cat "$bin" "$oci") | sha256sum | cut -c1-16)"
+  if key_matches kubectl "$key"; then
+    log "${refs[kubectl]}: up to date"
+    return
+  fi
+  python3 "$oci" write --out "$work/kubectl.oci.tar" --name "${refs[kubectl]}" \
+    --dir /tmp:1777 --add "$bin:/usr/local/bin/kubectl:0755" \
+    --env PATH=/usr/local/bin:/usr/bin:/bin --entrypoint '["kubectl"]' >/dev/null
+  mv "$work/kubectl.oci.tar" "$cache/archives/kubectl.oci.tar"
+  store_key kubectl "$key"
+  log "${refs[kubectl]}: written"
+}
+
 # ------------------------------------------------------------------ main
 declare -A refs=(
   [cellar]=docker.io/library/cellar:0.1.0
   [cellar-examples]=docker.io/library/cellar-examples:0.1.0
   [csi-provisioner]=registry.k8s.io/sig-storage/csi-provisioner:$provisioner_version
   [pause]=registry.k8s.io/pause:$pause_tag
+  [cellar-examples-kedro]=docker.io/library/cellar-examples-kedro:0.1.0
+  [workflow-controller]=quay.io/argoproj/workflow-controller:$ARGO_VERSION
+  [argoexec]=quay.io/argoproj/argoexec:$ARGO_VERSION
+  [kubectl]=gcr.io/cloud-builders/kubectl:latest
 )
 total_start=$SECONDS
 for n in "${names[@]}"; do
@@ -361,13 +455,22 @@ for n in "${names[@]}"; do
               "$repo/deploy/Dockerfile.dockerignore" ;;
     cellar-examples) build_dockerfile cellar-examples "${refs[cellar-examples]}" \
               "$repo/examples" "$repo/examples/Dockerfile" ;;
+    cellar-examples-kedro) build_dockerfile cellar-examples-kedro "${refs[cellar-examples-kedro]}" \
+              "$repo/examples" "$repo/examples/kedro/Dockerfile" ;;
     csi-provisioner) build_provisioner ;;
     pause) build_pause ;;
+    argo) build_argo ;;
+    kubectl) build_kubectl ;;
   esac
 done
 
+# What each --only name puts in the archives (argo is two images).
+archives=()
+for n in "${names[@]}"; do
+  if [[ $n == argo ]]; then archives+=(workflow-controller argoexec); else archives+=("$n"); fi
+done
 if [[ -n "$import_socket" ]]; then
-  for n in "${names[@]}"; do
+  for n in "${archives[@]}"; do
     log "importing ${refs[$n]} into $import_socket (namespace k8s.io)"
     ctr --address "$import_socket" -n k8s.io images import "$cache/archives/$n.oci.tar" >/dev/null
     # Listed first, then searched: `ctr ... | grep -q` fails under pipefail when
