@@ -15,9 +15,11 @@
 #                                            the Go module in ../components/argo
 #   gcr.io/cloud-builders/kubectl:latest     the kubectl of build-components.sh: the
 #                                            image KFP v1 pipelines delete claims with
+#   docker.io/library/minio:bench            the Go module in ../components/minio, for
+#                                            bench/kfp only (not built by default)
 #
 # NAME for --only: cellar, cellar-examples, cellar-examples-kedro, csi-provisioner,
-# pause, argo, kubectl (repeatable; default all). The Dockerfiles start FROM debian:12 and debian:12-slim; with no
+# pause, argo, kubectl, minio (repeatable; default all but minio). The Dockerfiles start FROM debian:12 and debian:12-slim; with no
 # registry those come from debootstrap (Debian's archive) and are put in buildah's
 # own storage under those names, so `buildah bud --pull=never` runs the Dockerfiles
 # exactly as written.
@@ -74,7 +76,8 @@ oci="$here/oci_archive.py"
 host_pip_ca="${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || true)}"
 [[ -f "$host_pip_ca" ]] || host_pip_ca=""
 
-all_names=(cellar cellar-examples cellar-examples-kedro csi-provisioner pause argo kubectl)
+default_names=(cellar cellar-examples cellar-examples-kedro csi-provisioner pause argo kubectl)
+all_names=("${default_names[@]}" minio)
 names=()
 import_socket=""
 force=0
@@ -93,7 +96,7 @@ while (($#)); do
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
-((${#names[@]})) || names=("${all_names[@]}")
+((${#names[@]})) || names=("${default_names[@]}")
 for n in "${names[@]}"; do
   [[ " ${all_names[*]} " == *" $n "* ]] || die "unknown image '$n' (one of: ${all_names[*]})"
 done
@@ -437,6 +440,33 @@ build_kubectl() {
   log "${refs[kubectl]}: written"
 }
 
+# ------------------------------------------------------------------ minio
+build_minio() {
+  local module="$here/../components/minio"
+  local key
+  key="$( (cat "$module"/go.mod "$module"/go.sum "$oci") | sha256sum | cut -c1-16)-$(go env GOVERSION)"
+  if key_matches minio "$key"; then
+    log "${refs[minio]}: up to date"
+    return
+  fi
+  local bin="$cache/bin/minio-$key"
+  if [[ ! -x "$bin" ]]; then
+    log "${refs[minio]}: go build (log: $cache/logs/minio.log)"
+    local start=$SECONDS
+    (cd "$module" && logged minio env CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+      -o "$bin.tmp" github.com/minio/minio)
+    mv "$bin.tmp" "$bin"
+    find "$cache/bin" -name 'minio-*' -not -name "minio-$key" -delete
+    log "${refs[minio]}: go build took $((SECONDS - start))s"
+  fi
+  python3 "$oci" write --out "$work/minio.oci.tar" --name "${refs[minio]}" \
+    --dir /tmp:1777 --dir /data:0755 --add "$bin:/usr/bin/minio:0755" \
+    --env PATH=/usr/bin --entrypoint '["minio"]' >/dev/null
+  mv "$work/minio.oci.tar" "$cache/archives/minio.oci.tar"
+  store_key minio "$key"
+  log "${refs[minio]}: written"
+}
+
 # ------------------------------------------------------------------ main
 declare -A refs=(
   [cellar]=docker.io/library/cellar:0.1.0
@@ -447,6 +477,7 @@ declare -A refs=(
   [workflow-controller]=quay.io/argoproj/workflow-controller:$ARGO_VERSION
   [argoexec]=quay.io/argoproj/argoexec:$ARGO_VERSION
   [kubectl]=gcr.io/cloud-builders/kubectl:latest
+  [minio]=docker.io/library/minio:bench
 )
 total_start=$SECONDS
 for n in "${names[@]}"; do
@@ -461,6 +492,7 @@ for n in "${names[@]}"; do
     pause) build_pause ;;
     argo) build_argo ;;
     kubectl) build_kubectl ;;
+    minio) build_minio ;;
   esac
 done
 

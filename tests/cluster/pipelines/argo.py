@@ -4,6 +4,7 @@ submitted with `kubectl create` and followed through the API, as the argo CLI do
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import subprocess
@@ -139,7 +140,7 @@ class Run:
     def seconds(self) -> float:
         """Wall time from the workflow's start to its end, as Argo recorded them."""
         status = kube.get("workflow", self.name, self.namespace)["status"]
-        return _seconds(status["finishedAt"]) - _seconds(status["startedAt"])
+        return seconds_between(status["startedAt"], status["finishedAt"])
 
     def describe(self) -> str:
         """Each node's phase and message, for a failure's report."""
@@ -168,5 +169,8 @@ class Run:
         raise AssertionError(f"no pod for step {node.get('displayName')} of {self.name}")
 
 
-def _seconds(timestamp: str) -> float:
-    return time.mktime(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
+def seconds_between(start: str, end: str) -> float:
+    """The seconds between two of Argo's timestamps (RFC 3339, UTC, whole seconds)."""
+    def parse(ts: str) -> float:
+        return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+    return parse(end) - parse(start)
