@@ -16,8 +16,8 @@ static_assert(FUSE_KERNEL_MINOR_VERSION >= 38, "needs <linux/fuse.h> from protoc
 namespace cellar::mount::kernel {
 
 // The minor we answer with. The kernel then speaks min(its minor, ours): 7.40 is the
-// first minor with passthrough and FUSE_NOTIFY_RESEND (needed to take over a live
-// connection after a restart, a later issue).
+// first minor with passthrough and FUSE_NOTIFY_RESEND (a daemon that takes over a live
+// connection after a restart asks the kernel to resend the requests in flight).
 inline constexpr uint32_t kMinorVersion = 40;
 
 // 64-bit INIT flags (the upper 32 bits travel in flags2, only with FUSE_INIT_EXT).

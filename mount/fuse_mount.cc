@@ -66,7 +66,8 @@ Status PrepareMountpoint(const std::filesystem::path& mountpoint) {
       return ErrnoError("stat {}", mountpoint.string());
     }
   }
-  // A live mount of an earlier instance (taken over in a later issue; detached now).
+  // A live mount of an earlier instance that could not be taken over (no holder or
+  // successor had its connection, or resuming it failed): nothing will serve it again.
   while (IsCellarMount(std::filesystem::absolute(mountpoint).lexically_normal())) {
     SPDLOG_WARN("detaching earlier fuse.cellar mount at {}", mountpoint.string());
     if (::umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
