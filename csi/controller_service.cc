@@ -47,6 +47,9 @@ void ControllerService::FillVolume(const store::Volume& v, ::csi::v1::Volume* ou
   (*out->mutable_accessible_topology()->Add()->mutable_segments())[kTopologyKey] =
       ctx_.config.node_id;
   for (const auto& [k, val] : v.parameters) (*out->mutable_volume_context())[k] = val;
+  // CSI has no field for how a node serves I/O, and NodeGetInfo's topology must stay
+  // the node name; the volume context is where users (kubectl get pv -o yaml) see it.
+  (*out->mutable_volume_context())[kIoModeKey] = std::string(IoModeName(ctx_.config.io_mode));
 }
 
 void ControllerService::FillStatus(const store::Volume& v,

@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/status.h"
+#include "csi/io_mode.h"
 #include "csi/lock_set.h"
 #include "csi/volume_source.h"
 #include "store/store.h"
@@ -22,6 +23,7 @@ struct DriverConfig {
   std::string version;
   std::string node_id;
   uint32_t max_volumes = 1024;
+  IoMode io_mode = IoMode::kPassthrough;  // as chosen at start; reported in volume contexts
 };
 
 struct DriverContext {

@@ -31,6 +31,9 @@ class FuseSource final : public VolumeSource {
     }
     return Status::Ok();
   }
+  IoMode mode() const override {
+    return server_->passthrough_active() ? IoMode::kPassthrough : IoMode::kFuse;
+  }
   void AttachedAll() override { server_->FinishRecovery(); }
   void Pause() override { server_->Pause(); }
   std::vector<int> HandoverFds() const override { return server_->ExportFds(); }

@@ -61,10 +61,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   node->add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
-  node->add_flag("--no-passthrough", no_passthrough,
-                 "Serve reads and writes in the daemon instead of FUSE passthrough");
-  node->add_flag("--no-fuse", no_fuse,
-                 "Publish the arenas directly, without the FUSE layer (control-path tests)");
+  std::string io_mode = "auto";
+  node->add_option("--io-mode", io_mode,
+                   "How pods' reads, writes and mmap are served. auto: FUSE passthrough if the "
+                   "kernel grants it at FUSE_INIT (Linux >= 6.9), else direct. passthrough: "
+                   "FUSE passthrough or fail. fuse: the daemon serves every read and write. "
+                   "direct: the volume's tmpfs arena is bind-mounted, tmpfs speed on any kernel")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "passthrough", "fuse", "direct"}));
+  node->add_flag("--no-passthrough", no_passthrough, "Same as --io-mode=fuse");
+  node->add_flag("--no-fuse", no_fuse, "Same as --io-mode=direct");
   std::string fd_holder;
   node->add_option("--fd-holder", fd_holder,
                    "Socket of a `cellar fd-holder` that keeps the FUSE connection alive across a "
@@ -225,8 +231,9 @@ int main(int argc, char** argv) {
   }
   options.capacity_bytes = *bytes;
   options.state_dir = std::filesystem::absolute(state_dir);
-  options.fuse = !no_fuse;
-  options.passthrough = !no_passthrough;
+  if (no_fuse) io_mode = "direct";
+  if (no_passthrough) io_mode = "fuse";
+  options.io_mode = *cellar::csi::ParseIoMode(io_mode);  // checked by CLI11 above
   if (fd_holder.empty()) fd_holder = EnvOr("CELLAR_FD_HOLDER", "");
   if (!fd_holder.empty()) options.fd_holder = std::filesystem::absolute(fd_holder);
   if (!handover_socket.empty()) options.handover_socket = std::filesystem::absolute(handover_socket);

@@ -22,7 +22,7 @@
 #include "csi/calls_in_flight.h"
 #include "csi/controller_service.h"
 #include "csi/driver.h"
-#include "csi/fuse_source.h"
+#include "csi/source_choice.h"
 #include "csi/identity_service.h"
 #include "csi/node_service.h"
 #include "store/store.h"
@@ -143,24 +143,17 @@ Status RunNode(const NodeOptions& options) {
 
   ASSIGN_OR_RETURN(auto store, store::Store::Open({options.state_dir, options.capacity_bytes,
                                                    options.max_volumes, nullptr}));
-  std::unique_ptr<VolumeSource> source;
-  if (options.fuse) {
-    FuseSourceOptions fuse;
-    fuse.mountpoint = options.state_dir / "fuse";
-    fuse.passthrough = options.passthrough;
-    fuse.fd_holder = options.fd_holder;
-    fuse.inherited = std::move(inherited);
-    ASSIGN_OR_RETURN(source, MakeFuseSource(*store, std::move(fuse)));
-  } else {
-    source = MakeArenaSource(*store);
-  }
+  ASSIGN_OR_RETURN(std::unique_ptr<VolumeSource> source,
+                   OpenVolumeSource(*store, {options.io_mode, options.state_dir / "fuse",
+                                             options.fd_holder, std::move(inherited)}));
   for (const auto& v : store->List()) {
     Status st = source->Attach(v);
     if (!st.ok()) spdlog::warn("volume {}: cannot attach: {}", v.id, st.ToString());
   }
   source->AttachedAll();
 
-  DriverContext ctx{{options.driver_name, CELLAR_VERSION, options.node_id, options.max_volumes},
+  DriverContext ctx{{options.driver_name, CELLAR_VERSION, options.node_id, options.max_volumes,
+                     source->mode()},
                     *store, *source, {}};
   IdentityService identity(ctx);
   ControllerService controller(ctx);
@@ -184,8 +177,10 @@ Status RunNode(const NodeOptions& options) {
   ASSIGN_OR_RETURN(UniqueFd handover_listener, ListenSeqpacket(handover_path, 0600));
 
   store::CapacityInfo cap = store->Capacity();
-  spdlog::info("cellar {} serving {} on {} for node {}: {} volumes, {} of {} free, state in {}",
+  spdlog::info("cellar {} serving {} on {} for node {}: io mode {}, {} volumes, {} of {} free, "
+               "state in {}",
                CELLAR_VERSION, options.driver_name, socket_path.string(), options.node_id,
+               IoModeName(source->mode()),
                cap.volumes, FormatSize(cap.available_bytes), FormatSize(cap.total_bytes),
                options.state_dir.string());
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "csi/io_mode.h"
 
 namespace cellar::csi {
 
@@ -17,8 +18,7 @@ struct NodeOptions {
   uint64_t capacity_bytes = 0;
   uint32_t max_volumes = 1024;
   std::string driver_name;
-  bool fuse = true;         // serve volumes through the FUSE layer
-  bool passthrough = true;  // use FUSE passthrough where the kernel has it
+  IoMode io_mode = IoMode::kAuto;  // how pods' I/O is served (csi/io_mode.h)
   // The fd holder's socket; empty: none (a crash then breaks the pods' mounts).
   std::filesystem::path fd_holder;
   // Where a successor asks this process to hand over; empty: <state_dir>/handover.sock.

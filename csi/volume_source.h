@@ -1,8 +1,8 @@
 // VolumeSource: what NodePublishVolume binds onto a target path for a volume.
 //
 // With the FUSE layer, a volume is a directory of the node's FUSE mount whose files
-// are objects in the volume's arena; without it (tests of the control path) the
-// arena itself is bound.
+// are objects in the volume's arena; in direct mode (kernels without FUSE passthrough,
+// or forced) the arena itself is bound.
 #pragma once
 
 #include <filesystem>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "csi/io_mode.h"
 #include "store/store.h"
 #include "store/volume.h"
 
@@ -26,6 +27,8 @@ class VolumeSource {
   virtual std::filesystem::path Dir(const std::string& volume_id) const = 0;
   // OK while publishes can work (e.g. the FUSE session is alive).
   virtual Status Healthy() const = 0;
+  // How pods' I/O is served: passthrough, fuse or direct (never auto).
+  virtual IoMode mode() const = 0;
 
   // At start, once every volume of the store was attached (a takeover stops waiting
   // for volumes that did not come back).

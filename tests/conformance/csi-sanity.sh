@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs kubernetes-csi's csi-sanity (the conformance suite CSI drivers are judged by)
-# against a real `cellar node`, once with FUSE passthrough and once with
-# --no-passthrough:
+# against a real `cellar node`, once with FUSE passthrough, once with
+# --no-passthrough and once with --io-mode=direct (what kernels without passthrough get):
 #
 #   bash tests/conformance/csi-sanity.sh build/cellar
 #
@@ -220,6 +220,7 @@ run_mode() {
 
 run_mode passthrough
 run_mode no-passthrough --no-passthrough
+run_mode direct --io-mode=direct
 
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" = 0 ] && [ "$total_passed" -gt 0 ]

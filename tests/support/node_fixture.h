@@ -81,7 +81,8 @@ class NodeTest : public ::testing::TestWithParam<Mode> {
 #define CELLAR_INSTANTIATE_MODES(suite)                                              \
   INSTANTIATE_TEST_SUITE_P(Modes, suite,                                             \
                            ::testing::Values(::cellar::testing::Mode::kPassthrough,  \
-                                             ::cellar::testing::Mode::kFallback),    \
+                                             ::cellar::testing::Mode::kFallback,     \
+                                             ::cellar::testing::Mode::kDirect),      \
                            [](const auto& info) { return ::cellar::testing::ModeName(info.param); })
 
 }  // namespace cellar::testing

@@ -16,7 +16,15 @@ namespace cellar::testing {
 
 namespace fs = std::filesystem;
 
-std::string ModeName(Mode mode) { return mode == Mode::kPassthrough ? "Passthrough" : "Fallback"; }
+std::string ModeName(Mode mode) {
+  switch (mode) {
+    case Mode::kPassthrough: return "Passthrough";
+    case Mode::kFallback: return "Fallback";
+    case Mode::kDirect: return "Direct";
+    case Mode::kAuto: return "Auto";
+  }
+  return "Unknown";
+}
 
 NodeProcess::NodeProcess(NodeSettings settings) : settings_(std::move(settings)) {
   char tmpl[] = "/tmp/cellar-it-XXXXXX";
@@ -46,7 +54,13 @@ std::vector<std::string> NodeProcess::Args() const {
                                    std::to_string(settings_.max_volumes),
                                    "--log-level",
                                    "debug"};
-  if (settings_.mode == Mode::kFallback) args.push_back("--no-passthrough");
+  // Forced, so that each suite runs each mode whatever the kernel offers.
+  switch (settings_.mode) {
+    case Mode::kPassthrough: args.push_back("--io-mode=passthrough"); break;
+    case Mode::kFallback: args.push_back("--no-passthrough"); break;  // the old flag still works
+    case Mode::kDirect: args.push_back("--io-mode=direct"); break;
+    case Mode::kAuto: break;
+  }
   for (const auto& a : settings_.extra_args) args.push_back(a);
   return args;
 }

@@ -17,7 +17,8 @@
 namespace cellar::testing {
 
 // How the node serves volumes; every suite runs in each mode the machine supports.
-enum class Mode { kPassthrough, kFallback };
+// kAuto passes no mode flag: the node picks from what the kernel grants.
+enum class Mode { kPassthrough, kFallback, kDirect, kAuto };
 std::string ModeName(Mode mode);
 
 struct NodeSettings {

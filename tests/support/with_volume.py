@@ -3,7 +3,9 @@
 external-provisioner and the kubelet do it (tests/e2e/kube.py), then tears it all
 down: unpublish, DeleteVolume, stop the node, nothing left mounted.
 
-    tests/support/with_volume.py [--size 1Gi] [--no-passthrough] [--env NAME] -- CMD...
+    tests/support/with_volume.py [--size 1Gi] [--io-mode MODE] [--env NAME] -- CMD...
+
+--io-mode is the node's (auto, passthrough, fuse, direct); --no-passthrough means fuse.
 
 The published target path is passed to CMD in the environment variable NAME
 (CELLAR_VOLUME_DIR by default). The exit status is CMD's.
@@ -23,6 +25,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="1Gi")
     ap.add_argument("--no-passthrough", action="store_true")
+    ap.add_argument("--io-mode", choices=("auto", "passthrough", "fuse", "direct"))
     ap.add_argument("--env", default="CELLAR_VOLUME_DIR")
     ap.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args()
@@ -34,7 +37,8 @@ def main() -> int:
 
     home = Path(tempfile.mkdtemp(prefix="cellar-volume-"))
     node = kube.CellarNode(home=home, capacity=f"{2 * size // (1 << 20) + 64}Mi",
-                           passthrough=not args.no_passthrough)
+                           passthrough=not args.no_passthrough,
+                           extra_args=(f"--io-mode={args.io_mode}",) if args.io_mode else ())
     rc = 1
     try:
         channel = node.start()

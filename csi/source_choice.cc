@@ -1,0 +1,50 @@
+#include "csi/source_choice.h"
+
+#include <spdlog/spdlog.h>
+
+#include "csi/fuse_source.h"
+
+namespace cellar::csi {
+
+Result<std::unique_ptr<VolumeSource>> OpenVolumeSource(const store::Store& store,
+                                                       SourceRequest request) {
+  const bool resumed = !request.inherited.empty();
+  if (request.mode == IoMode::kDirect && !resumed) {
+    spdlog::info("io mode direct (forced): volumes are their tmpfs arenas, bind-mounted");
+    return MakeArenaSource(store);
+  }
+  // A predecessor's FUSE connection carries pods' mounts: keep serving it whatever the
+  // flag says, or those pods would see ENOTCONN.
+  if (request.mode == IoMode::kDirect) {
+    spdlog::warn("io mode direct asked, but the predecessor handed over a FUSE connection "
+                 "with live mounts; serving it (restart without hand-over to switch)");
+  }
+  FuseSourceOptions fuse;
+  fuse.mountpoint = request.mountpoint;
+  fuse.passthrough = request.mode != IoMode::kFuse;
+  fuse.fd_holder = request.fd_holder;
+  fuse.inherited = std::move(request.inherited);
+  ASSIGN_OR_RETURN(auto source, MakeFuseSource(store, std::move(fuse)));
+  const IoMode got = source->mode();
+  if (request.mode == IoMode::kPassthrough && got != IoMode::kPassthrough) {
+    (void)source->Shutdown(/*keep_connection=*/resumed);
+    return Error(Code::kFailedPrecondition,
+                 "io mode passthrough forced, but the kernel did not grant FUSE_PASSTHROUGH "
+                 "at FUSE_INIT (needs Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH); use "
+                 "--io-mode=auto or direct");
+  }
+  if (request.mode == IoMode::kAuto && got == IoMode::kFuse && !resumed) {
+    spdlog::info("io mode direct (auto): the kernel did not grant FUSE_PASSTHROUGH at "
+                 "FUSE_INIT, so the FUSE layer would copy every byte; volumes are their tmpfs "
+                 "arenas, bind-mounted");
+    RETURN_IF_ERROR(source->Shutdown(/*keep_connection=*/false));
+    return MakeArenaSource(store);
+  }
+  const char* why = request.mode != IoMode::kAuto ? "forced"
+                    : got == IoMode::kPassthrough ? "auto: the kernel granted FUSE_PASSTHROUGH"
+                                                  : "auto: kept the connection taken over";
+  spdlog::info("io mode {} ({}{})", IoModeName(got), why, resumed ? ", connection taken over" : "");
+  return source;
+}
+
+}  // namespace cellar::csi

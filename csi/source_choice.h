@@ -1,0 +1,32 @@
+// Picks the VolumeSource for the node's io mode. In auto mode the probe is the kernel's
+// own answer: the FUSE mount starts asking for passthrough, and FUSE_INIT either grants
+// FUSE_PASSTHROUGH or not (older kernels, or one built without it). Not granted: the
+// mount is dropped and volumes are served direct, the only mode that keeps tmpfs speed
+// and one copy of the pages there.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+#include "common/unique_fd.h"
+#include "csi/io_mode.h"
+#include "csi/volume_source.h"
+#include "store/store.h"
+
+namespace cellar::csi {
+
+struct SourceRequest {
+  IoMode mode = IoMode::kAuto;
+  std::filesystem::path mountpoint;  // of the FUSE mount
+  std::filesystem::path fd_holder;   // empty: no holder
+  std::vector<UniqueFd> inherited;   // a predecessor's FUSE connection, from a hand-over
+};
+
+// Errors: FailedPrecondition when passthrough is forced and the kernel does not grant
+// it; whatever starting the FUSE mount returns.
+Result<std::unique_ptr<VolumeSource>> OpenVolumeSource(const store::Store& store,
+                                                       SourceRequest request);
+
+}  // namespace cellar::csi
