@@ -29,14 +29,15 @@ Result<std::unique_ptr<VolumeSource>> OpenVolumeSource(const store::Store& store
   if (request.mode == IoMode::kPassthrough && got != IoMode::kPassthrough) {
     (void)source->Shutdown(/*keep_connection=*/resumed);
     return Error(Code::kFailedPrecondition,
-                 "io mode passthrough forced, but the kernel did not grant FUSE_PASSTHROUGH "
-                 "at FUSE_INIT (needs Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH); use "
-                 "--io-mode=auto or direct");
+                 "io mode passthrough forced, but FUSE passthrough is not usable here: the "
+                 "kernel did not grant it at FUSE_INIT (needs Linux >= 6.9 with "
+                 "CONFIG_FUSE_PASSTHROUGH) or refused backing files (needs CAP_SYS_ADMIN in "
+                 "the initial user namespace); use --io-mode=auto or direct");
   }
   if (request.mode == IoMode::kAuto && got == IoMode::kFuse && !resumed) {
-    spdlog::info("io mode direct (auto): the kernel did not grant FUSE_PASSTHROUGH at "
-                 "FUSE_INIT, so the FUSE layer would copy every byte; volumes are their tmpfs "
-                 "arenas, bind-mounted");
+    spdlog::info("io mode direct (auto): FUSE passthrough is not usable (see the FUSE_INIT "
+                 "line above), so the FUSE layer would copy every byte; volumes are their "
+                 "tmpfs arenas, bind-mounted");
     RETURN_IF_ERROR(source->Shutdown(/*keep_connection=*/false));
     return MakeArenaSource(store);
   }

@@ -1,6 +1,7 @@
 // Picks the VolumeSource for the node's io mode. In auto mode the probe is the kernel's
 // own answer: the FUSE mount starts asking for passthrough, and FUSE_INIT either grants
-// FUSE_PASSTHROUGH or not (older kernels, or one built without it). Not granted: the
+// FUSE_PASSTHROUGH or not (older kernels, or one built without it); granted, a probe
+// backing file shows whether this process may use it (CAP_SYS_ADMIN). Not usable: the
 // mount is dropped and volumes are served direct, the only mode that keeps tmpfs speed
 // and one copy of the pages there.
 #pragma once

@@ -1,6 +1,7 @@
 #include "mount/fuse_channel.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -86,6 +87,13 @@ Status FuseChannel::CloseBacking(int32_t backing_id) const {
     return ErrnoError("ioctl FUSE_DEV_IOC_BACKING_CLOSE {}", backing_id);
   }
   return Status::Ok();
+}
+
+Status FuseChannel::ProbeBacking() const {
+  UniqueFd probe(::memfd_create("cellar-passthrough-probe", MFD_CLOEXEC));
+  if (!probe) return ErrnoError("memfd_create for the passthrough probe");
+  ASSIGN_OR_RETURN(int32_t id, OpenBacking(probe.get()));
+  return CloseBacking(id);
 }
 
 }  // namespace cellar::mount

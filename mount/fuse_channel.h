@@ -43,6 +43,12 @@ class FuseChannel {
   // FUSE_DEV_IOC_BACKING_CLOSE. Files already opened keep their backing file.
   Status CloseBacking(int32_t backing_id) const;
 
+  // Registers and drops a throwaway backing file (a memfd): whether this process may
+  // use passthrough on a connection whose FUSE_INIT granted it. The kernel grants the
+  // flag to anyone, but refuses backing files without CAP_SYS_ADMIN in the initial user
+  // namespace (a node plugin in a user namespace, or one not privileged).
+  Status ProbeBacking() const;
+
  private:
   int WriteV(iovec* iov, int count, size_t total) const;
 

@@ -164,7 +164,7 @@ Status FuseSession::Negotiate() {
   // writes must reach the arena at once for the capacity check and for other readers.
   if (options_.passthrough) wanted |= kernel::kPassthrough;
   uint64_t flags = wanted & offered;
-  const bool passthrough = (flags & kernel::kPassthrough) != 0;
+  bool passthrough = (flags & kernel::kPassthrough) != 0;
 
   kernel::InitOut out{};
   out.major = FUSE_KERNEL_VERSION;
@@ -183,9 +183,26 @@ Status FuseSession::Negotiate() {
   iovec iov = {&out, sizeof(out)};
   int err = channel_.Reply(in->unique, 0, &iov, 1);
   if (err != 0) return Status::FromErrno(-err, "replying to FUSE_INIT");
-  SPDLOG_INFO("FUSE 7.{} negotiated (kernel 7.{}), passthrough {}", 
+  // Granted is not usable: the kernel grants the flag to any daemon, then refuses its
+  // backing files without CAP_SYS_ADMIN. Found out now, the node can pick another mode;
+  // found out at each OPEN, every file would quietly be served by the daemon.
+  bool refused = false;
+  if (passthrough) {
+    Status probe = channel_.ProbeBacking();
+    if (!probe.ok()) {
+      SPDLOG_WARN("FUSE_INIT granted passthrough, but the kernel refuses this process backing "
+                  "files ({}): passthrough needs CAP_SYS_ADMIN in the initial user namespace",
+                  probe.ToString());
+      refused = true;
+      passthrough = false;
+      flags &= ~kernel::kPassthrough;  // so a successor taking over does not try either
+    }
+  }
+  SPDLOG_INFO("FUSE 7.{} negotiated (kernel 7.{}), passthrough {}",
               std::min(kernel_minor_, kernel::kMinorVersion), kernel_minor_,
-              passthrough ? "on" : (options_.passthrough ? "not offered" : "off"));
+              passthrough ? "on"
+              : refused   ? "refused"
+              : options_.passthrough ? "not offered" : "off");
 
   ASSIGN_OR_RETURN(state_, SessionState::Create());
   StateHeader& h = state_->header();

@@ -50,7 +50,7 @@ struct StateHeader {
   uint64_t magic;
   uint32_t version;
   uint32_t kernel_minor;
-  uint64_t init_flags;    // what we answered FUSE_INIT with
+  uint64_t init_flags;    // what we answered FUSE_INIT with, less passthrough if unusable
   uint64_t offered_flags; // what the kernel offered
   uint64_t mount_dev;     // st_dev of the FUSE mount: which connection this state is of
   std::atomic<uint64_t> next_fh;

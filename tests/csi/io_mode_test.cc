@@ -90,6 +90,44 @@ TEST_P(IoModeTest, MmapSharesTheArenaPagesUnlessTheDaemonServesIo) {
   ASSERT_TRUE(Unpublish(v.volume_id(), target.string()).ok());
 }
 
+// A kernel that grants passthrough to a process that may not use it: the node plugin in
+// a user namespace (no CAP_SYS_ADMIN in the initial one) is refused backing files. The
+// node must notice at start and pick direct, not serve every byte through the daemon.
+NodeSettings InUserNamespace(Mode mode) {
+  NodeSettings settings;
+  settings.mode = mode;
+  settings.launcher = {"/usr/bin/unshare", "--user",    "--map-root-user", "--mount",
+                       "--propagation",    "private", "--"};
+  return settings;
+}
+
+TEST(IoModeProbeTest, AutoPicksDirectWhenBackingFilesAreRefused) {
+  CELLAR_SKIP_UNLESS_ROOT("a cellar node");
+  NodeProcess node(InUserNamespace(Mode::kAuto));
+  std::string log;
+  ASSERT_TRUE(node.Start(&log)) << log;
+  grpc::ClientContext ctx;
+  CreateVolumeResponse resp;
+  ASSERT_TRUE(node.controller()
+                  .CreateVolume(&ctx, ProvisionerCreate("pvc-probe", 8 * kMiB, "node-a"), &resp)
+                  .ok());
+  EXPECT_EQ(resp.volume().volume_context().at("cellar.dev/io-mode"), "direct");
+  EXPECT_NE(node.Log().find("refuses this process backing files"), std::string::npos)
+      << node.Log();
+  EXPECT_NE(node.Log().find("io mode direct (auto"), std::string::npos) << node.Log();
+}
+
+TEST(IoModeProbeTest, ForcedPassthroughFailsAtStartWhenBackingFilesAreRefused) {
+  CELLAR_SKIP_UNLESS_ROOT("a cellar node");
+  NodeProcess node(InUserNamespace(Mode::kPassthrough));
+  std::string log;
+  ASSERT_FALSE(node.Start(&log));
+  EXPECT_GT(node.exit_status(), 0);
+  EXPECT_NE(log.find("io mode passthrough forced, but FUSE passthrough is not usable"),
+            std::string::npos)
+      << log;
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, IoModeTest,
                          ::testing::Values(Mode::kPassthrough, Mode::kFallback, Mode::kDirect,
                                            Mode::kAuto),

@@ -66,7 +66,8 @@ std::vector<std::string> NodeProcess::Args() const {
 }
 
 bool NodeProcess::Start(std::string* log) {
-  std::vector<std::string> args = Args();
+  std::vector<std::string> args = settings_.launcher;
+  for (auto& a : Args()) args.push_back(std::move(a));
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

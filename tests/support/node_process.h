@@ -27,6 +27,8 @@ struct NodeSettings {
   int max_volumes = 16;
   std::string node_id = "node-a";
   std::vector<std::string> extra_args;
+  // Runs the daemon through this command (e.g. unshare into a user namespace).
+  std::vector<std::string> launcher;
 };
 
 class NodeProcess {
