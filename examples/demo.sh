@@ -4,7 +4,7 @@
 # on a Cellar volume in this machine's shared memory, against the same pipeline on
 # plain tmpfs (the limit) and on the local disk with fsync (what pipelines use today).
 #
-#   bash examples/demo.sh [--size 256M] [--runs 1] [--fallback] [--keep-going]
+#   bash examples/demo.sh [--size 256Mi] [--runs 1] [--fallback] [--keep-going]
 #
 # It installs what is missing (.ci/install-deps), builds `cellar` if needed, starts
 # `cellar node` with its state in /var/tmp/cellar-demo, provisions and publishes the
@@ -13,7 +13,7 @@
 # mounted. Ctrl-C cleans up too; a run that was killed outright is cleaned by the next.
 set -euo pipefail
 
-size=256M
+size=256Mi
 runs=1
 force_fallback=0
 root=/var/tmp/cellar-demo
@@ -43,7 +43,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # --- clean what an interrupted earlier run left (daemon by pid file, mounts, files)
 cleanup() {
   if [ -x "$py" ] && [ -f tests/e2e/run_pipeline.py ]; then
-    "$py" tests/e2e/run_pipeline.py --cleanup --root "$root" 2>/dev/null || true
+    "$py" -m tests.e2e.run_pipeline --cleanup --root "$root" 2>/dev/null || true
   fi
 }
 runner=""
@@ -96,11 +96,11 @@ if ((force_fallback)) || ((kmaj < 6 || (kmaj == 6 && kmin < 9))); then mode=fall
 
 # --- memory: the Cellar volume and the tmpfs baseline exist one at a time; the
 # steps' processes hold about as much again while they read.
-bytes=$("$py" -c "import sys; sys.path.insert(0,'tests/e2e'); from pipeline_steps import parse_size; print(parse_size('$size'))")
+bytes=$("$py" -c "from tests.lib.sizes import parse_size; print(parse_size('$size'))")
 avail=$(( $(awk '/^MemAvailable:/ {print $2}' /proc/meminfo) * 1024 ))
 if ((bytes * 3 > avail)); then
   echo "demo.sh: $size of data needs about $((bytes * 3 >> 20)) MiB of free memory;" \
-       "$((avail >> 20)) MiB available. Try --size $(( avail / 4 >> 20 ))M" >&2
+       "$((avail >> 20)) MiB available. Try --size $(( avail / 4 >> 20 ))Mi" >&2
   exit 1
 fi
 
@@ -110,7 +110,7 @@ cleanup
 say "running the pipeline ($size) on Cellar ($mode), tmpfs and the local disk"
 echo "    cellar node --state-dir $root/$mode/node/state --capacity <volume + 64Mi>;" \
      "each step is a pod with the volume at /vineyard"
-"$py" tests/e2e/run_pipeline.py --size "$size" --runs "$runs" --root "$root" \
+"$py" -m tests.e2e.run_pipeline --size "$size" --runs "$runs" --root "$root" \
   --mode "$mode,tmpfs,disk" --verify-pod --cellar "$binary" &
 runner=$!
 set +e

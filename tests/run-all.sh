@@ -48,7 +48,7 @@ run_suite() {
 run_suite cpp ctest --test-dir build --output-on-failure -j2 --timeout 600
 # The Python package's zero-copy test and the example pipeline steps run on a real
 # Cellar volume, provisioned and published as Kubernetes would.
-with_volume=(/usr/bin/python3 tests/support/with_volume.py)
+with_volume=(/usr/bin/python3 -m tests.support.with_volume)
 run_suite python "${with_volume[@]}" --size 1Gi --env CELLAR_TEST_VOLUME -- bash python/tests/run.sh
 # Again in the mode kernels without FUSE passthrough get (the arena, bind-mounted).
 run_suite python-direct "${with_volume[@]}" --size 1Gi --io-mode direct --env CELLAR_TEST_VOLUME \

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Cellar on the real cluster of tests/cluster, measured against what Kubernetes gives
 without it, in one run (issue 12, point 6):
 
@@ -11,7 +10,7 @@ without it, in one run (issue 12, point 6):
    seconds summed over the steps, median of --runs.
 
   bash tests/cluster/run.sh --keep          # a cluster with Cellar installed
-  /usr/bin/python3 bench/cluster/run.py [--pods 50] [--size 1G] [--runs 3]
+  /usr/bin/python3 -m bench.cluster.run [--pods 50] [--size 1Gi] [--runs 3]   (repo root)
   bash tests/cluster/cluster.sh down
 
 Prints a Markdown table; --json F writes the raw numbers.
@@ -28,10 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests/cluster"))
-import kube  # noqa: E402
-import workloads as w  # noqa: E402
+from tests.cluster import kube
+from tests.cluster import workloads as w
+from tests.lib.sizes import parse_size
 
 NS = "cellar-bench"
 SC = "cellar-system.cellar.csi"
@@ -130,19 +128,19 @@ def quantile(xs: list[float], q: float) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pods", type=int, default=50, help="0 skips the start-up measurement")
-    p.add_argument("--size", default="1G")
+    p.add_argument("--size", default="1Gi")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--json", default="")
     args = p.parse_args()
     kube.apply(w.dump(w.namespace(NS), w.steps_configmap(NS)))
-    size_bytes = kube.quantity(args.size.replace("G", "Gi").replace("M", "Mi"))
+    size_bytes = parse_size(args.size)  # the steps get bytes: they read sizes their own way
     needed = int(size_bytes * 1.6) + (64 << 20)  # the steps' outputs beside the input
 
     results: dict = {"startup": startup(args.pods), "pipeline": {}}
     for run in range(args.runs):
         for system in SYSTEMS:  # interleaved rounds
             results["pipeline"].setdefault(system, []).append(
-                pipeline_once(system, args.size, needed, run))
+                pipeline_once(system, str(size_bytes), needed, run))
 
     if args.pods:
         print(f"\n### Pod start-up, apply to Running, {args.pods} pods each\n")

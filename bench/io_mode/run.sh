@@ -2,7 +2,7 @@
 # Issue 20's goals, measured: a Cellar volume served by a real `cellar node` in the
 # given io modes (default: direct, the mode a kernel without FUSE passthrough gets, and
 # fuse, the daemon-served mode it got before) against a tmpfs of the same run.
-#   bench/io_mode/run.sh [BUILD_DIR]        (root; MODES="direct fuse" SIZE_MIB=4096 LOAD=4G)
+#   bench/io_mode/run.sh [BUILD_DIR]        (root; MODES="direct fuse" SIZE_MIB=4096 LOAD=4Gi)
 # Prints, per target: page cache added by mmap-reading the whole file (Cached in
 # /proc/meminfo before/after; tmpfs pages already count there, a second copy adds),
 # sequential write and read with 1 MiB requests (dd), ROUNDS times alternating the two
@@ -15,7 +15,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 BUILD=${1:-$REPO/build}
 MODES=${MODES:-direct fuse}
 SIZE_MIB=${SIZE_MIB:-4096}
-LOAD=${LOAD-4G}
+LOAD=${LOAD-4Gi}
 ROUNDS=${ROUNDS:-3}
 [[ -x $BUILD/cellar ]] || { echo "build cellar first ($BUILD/cellar)"; exit 1; }
 W=$(mktemp -d /tmp/cellar-iomode-XXXXXX)
@@ -43,14 +43,14 @@ mkdir -p "$W/tmpfs"
 mount -t tmpfs -o size=$((SIZE_MIB * 2 + 1024))m tmpfs "$W/tmpfs"
 for mode in $MODES; do
   # The node's own volume, provisioned and published through CSI.
-  /usr/bin/python3 "$REPO/tests/support/with_volume.py" --size "$((SIZE_MIB * 2 + 1024))Mi" \
+  (cd "$REPO" && /usr/bin/python3 -m tests.support.with_volume --size "$((SIZE_MIB * 2 + 1024))Mi" \
     --io-mode "$mode" -- bash -c "
       for round in \$(seq \$ROUNDS); do
         measure cellar-$mode \"\$CELLAR_VOLUME_DIR\"
         measure tmpfs \"$W/tmpfs\"
       done
       if [[ -n '$LOAD' ]]; then
-        /usr/bin/python3 '$REPO/bench/python/bench_load.py' --sizes '$LOAD' --repeat 3 \
-          --dirs cellar-$mode=\"\$CELLAR_VOLUME_DIR\" tmpfs='$W/tmpfs'
-      fi"
+        PYTHONPATH='$REPO/python' /usr/bin/python3 -m bench.python.bench_load --sizes '$LOAD' \
+          --repeat 3 --dirs cellar-$mode=\"\$CELLAR_VOLUME_DIR\" tmpfs='$W/tmpfs'
+      fi")
 done

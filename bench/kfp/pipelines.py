@@ -12,13 +12,23 @@ benchmark (run.py): the same three steps (examples/steps/steps.py) on the same d
 Both take `rows` (the number of samples prepare draws: 40 bytes each, in the pickles).
 """
 
+import importlib.util
 import sys
 from pathlib import Path
 
 from kfp import compiler, dsl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "kfp-v1"))
-import pipeline as example  # noqa: E402  (examples/kfp-v1/pipeline.py)
+
+def _example():
+    """examples/kfp-v1/pipeline.py, loaded from its file (its folder is no package)."""
+    path = Path(__file__).resolve().parents[2] / "examples" / "kfp-v1" / "pipeline.py"
+    spec = importlib.util.spec_from_file_location("kfp_v1_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+example = _example()
 
 PY = ["python3", example.STEPS]
 

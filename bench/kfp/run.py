@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """The KFP v1 pipeline end to end on the real cluster (issue 18, point 6): its data on
 Cellar against its data as KFP artifacts in MinIO, the KFP default, in one run.
 
@@ -10,7 +9,7 @@ a Deployment on the node's disk as KFP installs it) and downloads it into the ne
 Rounds alternate the two; medians are printed with the ratio.
 
   bash tests/cluster/run.sh --keep                   # the cluster, with Cellar and Argo
-  /usr/bin/python3 bench/kfp/run.py [--sizes 1,4] [--runs 2] [--json F]
+  /usr/bin/python3 -m bench.kfp.run [--sizes 1,4] [--runs 2] [--json F]
   bash tests/cluster/cluster.sh down
 
 Cellar runs on its own rendering (cellar-bench/cellar, --capacity 14Gi), so the 4 GiB
@@ -30,11 +29,10 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests/cluster"))
-import kube  # noqa: E402
-from kube import kubectl  # noqa: E402
-from pipelines import argo, sdk  # noqa: E402
+from tests.cluster import kube
+from tests.cluster.kube import kubectl
+from tests.cluster.pipelines import argo, sdk
+from tests.lib import REPO as ROOT
 
 NS = "cellar-bench-kfp"
 MINIO_NS = "kubeflow"

@@ -1,10 +1,11 @@
-#!/usr/bin/python3
 """The pipeline benchmark: prepare -> train -> test as pods, at several sizes, on
 Cellar (passthrough), Cellar (fallback), tmpfs and the local disk with fsync.
 
-  /usr/bin/python3 bench/pipeline/run.py                    # 1G 2G 4G, 3 runs
-  /usr/bin/python3 bench/pipeline/run.py --sizes 1G,2G --runs 3
-  /usr/bin/python3 bench/pipeline/run.py --report-only           # redo RESULTS.md + PNG
+  /usr/bin/python3 -m bench.pipeline.run                    # 1Gi 2Gi 4Gi, 3 runs
+  /usr/bin/python3 -m bench.pipeline.run --sizes 1Gi,2Gi --runs 3
+  /usr/bin/python3 -m bench.pipeline.run --report-only     # redo RESULTS.md + PNG
+
+(from the repo root; sizes as tests/lib/sizes.py reads them).
 
 Runs are interleaved (run 1 of every mode, then run 2, ...) so that a slow phase of
 the machine does not land on one mode. Each row is the median run (by total I/O). A probe
@@ -27,13 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from tests.e2e import run_pipeline as rp
+from tests.lib import REPO, host
+from tests.lib.sizes import parse_size
 
-import kube  # noqa: E402
-import run_pipeline as rp  # noqa: E402
-from pipeline_steps import parse_size  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 MODES = ("passthrough", "fallback", "tmpfs", "disk")
 GIB = 1 << 30
@@ -219,10 +218,10 @@ def chart(data: dict, path: Path) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="1G,2G,4G")
+    p.add_argument("--sizes", default="1Gi,2Gi,4Gi")
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--probe-size", default="4G", help="'' to skip the mmap probe")
+    p.add_argument("--probe-size", default="4Gi", help="'' to skip the mmap probe")
     p.add_argument("--probe-runs", type=int, default=3)
     p.add_argument("--root", default="/var/tmp/cellar-bench-pipeline", type=Path)
     p.add_argument("--out", default=HERE, type=Path)
@@ -252,7 +251,7 @@ def bench(args) -> dict:
                          capture_output=True, text=True).stdout.strip()
     data = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"Linux {platform.release()}, {os.cpu_count()} cores ({cpu}), "
-                       f"{kube.mem_available_bytes() / GIB:.0f} GiB available",
+                       f"{host.mem_available_bytes() / GIB:.0f} GiB available",
             "runs": args.runs, "all": [], "medians": [], "probes": []}
     root = args.root.resolve()
     rp.cleanup_root(root)
@@ -271,7 +270,7 @@ def bench(args) -> dict:
             if time.monotonic() - started > args.budget:
                 print(f"budget spent: skipping {size / GIB:g} GiB", file=sys.stderr)
                 break
-            if rp.volume_request(size) * 2.5 > kube.mem_available_bytes():
+            if rp.volume_request(size) * 2.5 > host.mem_available_bytes():
                 print(f"not enough memory for {size / GIB:g} GiB: skipped", file=sys.stderr)
                 break
             runs = {m: [] for m in modes}
@@ -292,7 +291,7 @@ def bench(args) -> dict:
                 data["medians"].append(rp.median_run(runs[mode]))
         if args.probe_size:
             psize = parse_size(args.probe_size)
-            if psize * 2.5 < kube.mem_available_bytes():
+            if psize * 2.5 < host.mem_available_bytes():
                 for i in range(args.probe_runs):
                     for mode in rotated(modes, i):
                         pr = run_probe(mode, psize, root, binary)

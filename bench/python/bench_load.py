@@ -1,10 +1,11 @@
-#!/usr/bin/python3
 """Load and dump times of a numeric DataFrame: cellar.load/dump against
 pd.read_pickle/DataFrame.to_pickle, in several directories (a Cellar volume, tmpfs,
 the local disk), at several sizes. Prints a Markdown table of medians.
 
-    /usr/bin/python3 bench/python/bench_load.py --dirs tmpfs=/dev/shm disk=/var/tmp \
-        --sizes 256M,1G
+    PYTHONPATH=python /usr/bin/python3 -m bench.python.bench_load \
+        --dirs tmpfs=/dev/shm disk=/var/tmp --sizes 256Mi,1Gi
+
+(from the repo root: the cellar module from python/, sizes read by tests/lib/sizes.py)
 
 "load" is the call alone; "load+scan" adds one pass over every column (a sum), which is
 where a mapped file pays for its pages. Before each read from a directory that is not
@@ -22,12 +23,11 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "python"))
+import cellar
+import numpy as np
+import pandas as pd
 
-import cellar  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from tests.lib.sizes import parse_size
 
 # Cellar's files live in its arena (tmpfs): dropping the page cache cannot evict them,
 # so a "cold" read of a Cellar volume does not exist. Dropping caches before reading one
@@ -35,13 +35,6 @@ import pandas as pd  # noqa: E402
 # on tmpfs and Cellar alike by ~5x for a while (bench/README.md).
 MEMORY_FILESYSTEMS = {"tmpfs", "ramfs", "fuse.cellar"}
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def parse_size(text):
-    text = text.strip().upper().rstrip("IB")
-    if text[-1] in UNITS:
-        return int(float(text[:-1]) * UNITS[text[-1]])
-    return int(text)
 
 
 def human(size):
@@ -150,7 +143,7 @@ def warm_memory(nbytes):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dirs", nargs="+", required=True, metavar="NAME=PATH")
-    parser.add_argument("--sizes", default="256M,1G,4G")
+    parser.add_argument("--sizes", default="256Mi,1Gi,4Gi")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--drop-caches", choices=("auto", "always", "never"), default="auto")
     parser.add_argument("--no-warm-memory", dest="warm_memory", action="store_false",

@@ -2,7 +2,7 @@
 and a pipeline author see it. Run by tests/cluster/run.sh against the cluster of
 tests/cluster/cluster.sh, after `kubectl apply -k deploy/`:
 
-  /usr/bin/python3 tests/cluster/cluster_test.py [--only NAME,...]
+  /usr/bin/python3 -m tests.cluster.cluster_test [--only NAME,...]     (from the repo root)
 
 Checks run in order (later ones use what earlier ones made) and print PASS/FAIL lines,
 then "N passed, N failed".
@@ -14,15 +14,14 @@ import argparse
 import json
 import sys
 import time
-import traceback
 
-import drills
-import kube
-import pipelines.checks
-from driver import (DRIVER, NODE, NODE_CAPACITY, STORAGE_CLASS, SYSTEM_NS, TOPOLOGY_KEY,
-                    capacity_of)
-import workloads as w
-from kube import kubectl
+from tests.cluster import drills, kube
+from tests.cluster import workloads as w
+from tests.cluster.driver import (DRIVER, NODE, NODE_CAPACITY, STORAGE_CLASS, SYSTEM_NS,
+                                  TOPOLOGY_KEY, capacity_of)
+from tests.cluster.kube import kubectl
+from tests.cluster.pipelines import checks as pipeline_checks
+from tests.lib.checks import Runner
 
 TEST_NS = "cellar-test"
 ROOT = w.ROOT
@@ -223,7 +222,7 @@ def _drill(fn):
 CHECKS = [check_install, check_csinode, check_capacity_published,
           check_claim_binds_on_first_consumer, check_pipeline, check_inline_ephemeral,
           check_delete_returns_memory, check_claim_larger_than_node, check_unknown_parameter,
-          check_node_without_plugin, *pipelines.checks.CHECKS,
+          check_node_without_plugin, *pipeline_checks.CHECKS,
           _drill(drills.drill_rollout_restart),
           _drill(drills.drill_sigkill), _drill(drills.drill_delete_plugin_pod),
           check_second_rendering]
@@ -234,24 +233,13 @@ def main() -> int:
     p.add_argument("--only", default="", help="comma-separated check names (without check_)")
     args = p.parse_args()
     only = {n.strip() for n in args.only.split(",") if n.strip()}
-    passed = failed = 0
+    # Every failure is reported and the next check runs; a traceback for the unexpected.
+    runner = Runner(expected=(AssertionError, TimeoutError, kube.KubectlError))
     for check in CHECKS:
         name = check.__name__.removeprefix("check_")
-        if only and name not in only:
-            continue
-        started = time.monotonic()
-        try:
-            check()
-        except Exception as e:  # every failure is reported, and the next check runs
-            failed += 1
-            print(f"FAIL {name} ({time.monotonic() - started:.1f}s): {e}", flush=True)
-            if not isinstance(e, (AssertionError, TimeoutError, kube.KubectlError)):
-                traceback.print_exc()
-        else:
-            passed += 1
-            print(f"PASS {name} ({time.monotonic() - started:.1f}s)", flush=True)
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 and passed > 0 else 1
+        if not only or name in only:
+            runner.check(name, check)
+    return runner.summary()
 
 
 if __name__ == "__main__":

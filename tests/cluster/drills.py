@@ -18,10 +18,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import kube
-import workloads as w
-from driver import SYSTEM_NS
-from kube import kubectl
+from tests.cluster import kube
+from tests.cluster import workloads as w
+from tests.cluster.driver import SYSTEM_NS
+from tests.cluster.kube import kubectl
 
 CONTROL_ROOT = Path("/var/lib/cellar-cluster/control")
 

@@ -3,11 +3,11 @@ the node's capacity as the scheduler sees it (CSIStorageCapacity)."""
 
 from __future__ import annotations
 
-import kube
+from tests.cluster import kube
+from tests.lib.csi import DRIVER, TOPOLOGY_KEY  # noqa: F401 - the cluster checks take them from here
+from tests.lib.sizes import parse_size
 
 NODE = "cellar-node"
-DRIVER = "csi.cellar.dev"
-TOPOLOGY_KEY = "topology.csi.cellar.dev/node"
 SYSTEM_NS = "cellar-system"
 STORAGE_CLASS = "cellar-system.cellar.csi"
 NODE_CAPACITY = 4 << 30            # deploy/settings.yaml
@@ -19,5 +19,5 @@ def capacity_of(storage_class: str = STORAGE_CLASS, namespace: str = SYSTEM_NS) 
     for c in items:
         labels = c.get("nodeTopology", {}).get("matchLabels", {})
         if c["storageClassName"] == storage_class and labels.get(TOPOLOGY_KEY) == NODE:
-            return kube.quantity(c.get("capacity", "0"))
+            return parse_size(c.get("capacity", "0"))
     return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import time
 
@@ -80,18 +79,6 @@ def events_for(kind: str, name: str, namespace: str) -> list[str]:
              if e["involvedObject"].get("kind") == kind and e["involvedObject"]["name"] == name]
     items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
     return [f"{e['reason']}: {e.get('message', '')}" for e in items]
-
-
-_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-def quantity(text: str) -> int:
-    """A Kubernetes resource quantity (e.g. 4Gi, 4294967296, 512M) in bytes."""
-    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti|k|M|G|T|)", text)
-    if not m:
-        raise ValueError(f"unsupported quantity {text!r}")
-    return int(m.group(1)) * _UNITS[m.group(2)]
 
 
 def pod_logs(name: str, namespace: str, container: str | None = None) -> str:

@@ -30,4 +30,5 @@ echo "run: cluster up in $((SECONDS - started)) s"
 eval "export $(bash "$here/cluster.sh" env)"
 source "$here/versions.env"
 export CELLAR_KUBECTL=${CELLAR_CLUSTER_CACHE:-/var/cache/cellar-cluster}/bin-$KUBERNETES_VERSION/kubectl
-cd "$here" && /usr/bin/python3 cluster_test.py
+# From the repo root, as a module: the checks import tests.lib as a package.
+cd "$here/../.." && /usr/bin/python3 -m tests.cluster.cluster_test

@@ -12,29 +12,22 @@ then fails (not skips) if it is missing or cannot run."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from harness import (DEPLOY, REPO, Runner, all_containers, container, daemonset_of, env_values, expanded_args,
-                     expect, fail, flag_values, one, run)
+from tests.deploy.harness import (DEPLOY, Runner, all_containers, container, daemonset_of, env_values,
+                                  expanded_args, expect, fail, flag_values, one, run)
+from tests.lib import csi
+from tests.lib.sizes import parse_size
 
-TOPOLOGY_KEY = "topology.csi.cellar.dev/node"
+TOPOLOGY_KEY = csi.TOPOLOGY_KEY
 NODE = "deploy-check-node"
-SIZE_UNITS = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)?", text)
-    expect(m is not None, f"size {text!r}")
-    return int(m.group(1)) * SIZE_UNITS[m.group(2) or ""]
 
 
 def require_binary(binary: str) -> Path:
@@ -132,20 +125,6 @@ def check_subcommand_flags(binary: Path, renders: dict[str, list[dict]]) -> None
 # ------------------------------------------------------------- live checks
 
 
-def csi_modules(workdir: Path):
-    """csi_pb2 generated from proto/csi.proto with protoc."""
-    out = workdir / "csi_pb"
-    if not (out / "csi_pb2.py").exists():
-        out.mkdir(exist_ok=True)
-        include = ["-I", "/usr/include"] if Path("/usr/include/google/protobuf/descriptor.proto").exists() else []
-        run(["protoc", "-I", str(REPO / "proto"), *include, f"--python_out={out}", str(REPO / "proto" / "csi.proto")])
-    if str(out) not in sys.path:
-        sys.path.insert(0, str(out))
-    # python3-grpcio: imported here, so a missing module fails this check only.
-    importlib.import_module("grpc")
-    return importlib.import_module("csi_pb2")
-
-
 class Plugin:
     """`cellar node` running in a private mount namespace on a temporary
     socket and state directory."""
@@ -193,14 +172,12 @@ class Plugin:
         return "\n".join(text.splitlines()[-25:])
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.socket.exists():
-                return
-            if self.proc.poll() is not None:
-                fail(f"cellar {' '.join(self.args)} exited {self.proc.returncode} before serving:\n{self.tail()}")
-            time.sleep(0.1)
-        fail(f"cellar did not create {self.socket} within {timeout}s:\n{self.tail()}")
+        """Until Probe on the socket says ready (tests/lib/node.py)."""
+        from tests.lib.node import NotReady, wait_ready
+        try:
+            wait_ready(self.proc, self.socket, timeout).close()
+        except NotReady as e:
+            fail(f"cellar {' '.join(self.args)}: {e}:\n{self.tail()}")
 
     def stop_holder(self) -> int | None:
         if self.holder is None:
@@ -316,8 +293,9 @@ def check_registration_live(binary: Path, objs: list[dict], plugin: "Plugin", dr
 def check_live(binary: Path, objs: list[dict], workdir: Path) -> None:
     if os.geteuid() != 0:
         fail("starting cellar node needs root (mounts, /dev/fuse); run tests/deploy/run.sh as root")
-    pb = csi_modules(workdir)
+    # python3-grpcio and the stubs: imported here, so a missing module fails this check only.
     import grpc
+    pb, _ = csi.stubs()
 
     driver = one(objs, "CSIDriver")
     sc = one(objs, "StorageClass")
@@ -387,7 +365,7 @@ def check_topology_documented() -> None:
 def register(runner: Runner, ctx, binary: str | None) -> None:
     runner.check("binary: deploy/README.md documents the topology key", check_topology_documented)
     if not binary:
-        print("skip binary: no cellar binary given (tests/deploy/run.sh build/cellar runs these)", flush=True)
+        print("SKIP binary: no cellar binary given (tests/deploy/run.sh build/cellar runs these)", flush=True)
         runner.skipped += 1
         return
     path = runner.check(f"binary: {binary} exists", require_binary, binary)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from harness import (EXAMPLES, TESTS, Runner, expect, fail, one, python, run, schema_errors)
+from tests.deploy.harness import (EXAMPLES, TESTS, Runner, expect, fail, one, python, run, schema_errors)
 
 STEPS = EXAMPLES / "steps" / "steps.py"
 IMAGE_STEPS = "/opt/cellar-examples/steps.py"

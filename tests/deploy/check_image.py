@@ -8,7 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
-from harness import DEPLOY, EXAMPLES, Runner, Skip, expect, run
+from tests.deploy.harness import DEPLOY, EXAMPLES, Runner, Skip, expect, run
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 RUNTIME_PACKAGES = DEPLOY / "runtime-packages.txt"

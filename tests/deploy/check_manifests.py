@@ -9,9 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from harness import (DEPLOY, REPO, TESTS, Runner, all_containers, container, daemonset_of, env_values,
-                     expect, expanded_args, flag_values, ident, kustomize, mount_for, objects_of, one,
-                     pod_spec, render_sh, run, schema_errors, validate_objects, volume)
+from tests.deploy.harness import (DEPLOY, REPO, TESTS, Runner, all_containers, container, daemonset_of,
+                                  env_values, expect, expanded_args, flag_values, ident, kustomize, mount_for,
+                                  objects_of, one, pod_spec, render_sh, run, schema_errors, validate_objects,
+                                  volume)
 
 # What each rendering must come out as. The StorageClass is
 # <namespace>.<name>.csi; the driver csi.cellar.dev for the default

@@ -1,12 +1,14 @@
 """Offline checks of Cellar's deployment, container image and examples.
 
-    /usr/bin/python3 tests/deploy/deploy_checks.py [--binary build/cellar] [--volume-dir DIR]
+    /usr/bin/python3 -m tests.deploy.deploy_checks [--binary build/cellar] [--volume-dir DIR]
 
+(from the repo root).
 Use tests/deploy/run.sh, which installs what these need first. Without
 --binary the checks against `cellar` itself are skipped; with it they run,
 and fail if the binary is not there. --volume-dir (default $CELLAR_VOLUME_DIR)
 is a mounted Cellar volume for the example steps; without it they run on a
-tmpfs mounted for the purpose.
+tmpfs mounted for the purpose. The group `lib` is the unit tests of the test library
+(tests/lib).
 """
 
 from __future__ import annotations
@@ -18,13 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import check_binary  # noqa: E402
-import check_examples  # noqa: E402
-import check_image  # noqa: E402
-import check_manifests  # noqa: E402
-from harness import Runner  # noqa: E402
+from tests.deploy import check_binary, check_examples, check_image, check_manifests
+from tests.lib import selftest
+from tests.lib.checks import Runner
 
 
 def main() -> int:
@@ -32,14 +30,14 @@ def main() -> int:
     parser.add_argument("--binary", help="the cellar binary (e.g. build/cellar)")
     parser.add_argument("--volume-dir", default=os.environ.get("CELLAR_VOLUME_DIR") or None,
                         help="a mounted Cellar volume for the example steps (default $CELLAR_VOLUME_DIR)")
-    parser.add_argument("--only", choices=["manifests", "image", "binary", "examples"], action="append",
+    parser.add_argument("--only", choices=["manifests", "image", "binary", "examples", "lib"], action="append",
                         help="run only these groups (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
 
     runner = Runner(verbose=args.verbose)
     workdir = Path(tempfile.mkdtemp(prefix="cellar-deploy-checks."))
-    groups = set(args.only or ["manifests", "image", "binary", "examples"])
+    groups = set(args.only or ["manifests", "image", "binary", "examples", "lib"])
     try:
         ctx = check_manifests.Context(workdir)
         # The renderings are needed by the binary and example checks too.
@@ -50,6 +48,8 @@ def main() -> int:
             check_binary.register(runner, ctx, args.binary)
         if "examples" in groups:
             check_examples.register(runner, ctx, args.volume_dir, workdir)
+        if "lib" in groups:
+            selftest.register(runner)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return runner.summary()

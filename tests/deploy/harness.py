@@ -1,9 +1,6 @@
-"""A small check runner and the helpers the deploy checks share.
-
-Each check is a function that raises on failure (AssertionError or any other
-exception; `Skip` to skip with a reason). The runner prints one line per check
-and the closing line `N passed, N failed[, N skipped]`.
-"""
+"""The helpers the deploy checks share: commands, renderings, object access, schema
+validation. Each check is a function that raises on failure (AssertionError or any
+other exception; `Skip` to skip with a reason), run by tests/lib/checks.py's Runner."""
 
 from __future__ import annotations
 
@@ -13,78 +10,18 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.lib import REPO
+# The check runner is the test library's; the deploy checks take it from here with the
+# rest of their helpers.
+from tests.lib.checks import CheckFailed, Runner, Skip, expect, fail  # noqa: F401
+
 DEPLOY = REPO / "deploy"
 EXAMPLES = REPO / "examples"
 TESTS = Path(__file__).resolve().parent
-
-
-class Skip(Exception):
-    """Raised by a check that cannot run here; the reason is printed."""
-
-
-class CheckFailed(AssertionError):
-    pass
-
-
-def fail(message: str) -> None:
-    raise CheckFailed(message)
-
-
-def expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise CheckFailed(message)
-
-
-@dataclass
-class Runner:
-    verbose: bool = False
-    passed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    failures: list[str] = field(default_factory=list)
-
-    def check(self, name: str, fn, *args, **kwargs):
-        """Runs fn(*args, **kwargs) as the check `name`; returns its value or None."""
-        start = time.monotonic()
-        try:
-            value = fn(*args, **kwargs)
-        except Skip as e:
-            self.skipped += 1
-            print(f"skip {name}: {e}", flush=True)
-            return None
-        except Exception as e:  # noqa: BLE001 - every failure is reported, none aborts the run
-            self.failed += 1
-            self.failures.append(name)
-            detail = str(e) if isinstance(e, AssertionError) else "".join(
-                traceback.format_exception_only(type(e), e)).strip()
-            print(f"FAIL {name}", flush=True)
-            for line in (detail or type(e).__name__).splitlines():
-                print(f"     {line}", flush=True)
-            if self.verbose and not isinstance(e, AssertionError):
-                traceback.print_exc()
-            return None
-        self.passed += 1
-        print(f"ok   {name} ({time.monotonic() - start:.1f}s)", flush=True)
-        return value
-
-    def summary(self) -> int:
-        if self.failures:
-            print("\nfailed checks:", flush=True)
-            for name in self.failures:
-                print(f"  {name}", flush=True)
-        line = f"{self.passed} passed, {self.failed} failed"
-        if self.skipped:
-            line += f", {self.skipped} skipped"
-        print(line, flush=True)
-        return 1 if self.failed else 0
 
 
 # ----------------------------------------------------------------- commands

@@ -15,7 +15,8 @@
 #   does not exist fails the run;
 # - runs the example step code for real on $CELLAR_VOLUME_DIR (a mounted
 #   Cellar volume) or, without it, on a tmpfs mounted for the purpose; and
-#   parses every example pipeline definition.
+#   parses every example pipeline definition;
+# - runs the unit tests of the Python test library (tests/lib).
 #
 # Installs what it needs that is missing (Debian packages, npm packages),
 # which needs root; the binary and volume checks need root anyway. Prints
@@ -53,6 +54,7 @@ if [[ -n "$binary" ]]; then
   $python -c "import grpc" 2>/dev/null || missing+=(python3-grpcio)
   $python -c "import google.protobuf" 2>/dev/null || missing+=(python3-protobuf)
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
+  [[ -x /usr/bin/grpc_python_plugin ]] || missing+=(protobuf-compiler-grpc)
 fi
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
@@ -85,5 +87,7 @@ if [[ ! -f "$node_dir/node_modules/.package-lock.json" ||
 fi
 
 args=()
+[[ -n "$binary" && "$binary" != /* ]] && binary="$PWD/$binary"   # the checks run from the repo root
 [[ -n "$binary" ]] && args+=(--binary "$binary")
-exec "$python" "$here/deploy_checks.py" "${args[@]}"
+# From the repo root, as a module: the checks import tests.lib as a package.
+cd "$here/../.." && exec "$python" -m tests.deploy.deploy_checks "${args[@]}"

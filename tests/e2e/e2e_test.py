@@ -1,8 +1,8 @@
-#!/usr/bin/python3
 """End-to-end checks: the pipeline on a real `cellar node`, driven as Kubernetes
-drives it (tests/e2e/kube.py), with pods in their own namespaces (tests/e2e/pod.py).
+drives it (tests/lib: node, provisioner, kubelet), with pods in their own namespaces
+(tests/e2e/pod.py).
 
-  e2e_test.py [--size 64M] [--modes passthrough,fallback] [--root DIR] [-v]
+  python3 -m tests.e2e.e2e_test [--size 64Mi] [--modes passthrough,fallback] [--root DIR] [-v]
 
 Per mode: registration and topology; GetCapacity; CreateVolume pinned to the node
 (and refused for another node); the three steps as pods with checksums compared
@@ -17,53 +17,27 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import traceback
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import grpc
 
-import grpc  # noqa: E402
-
-import kube  # noqa: E402
-import run_pipeline as rp  # noqa: E402
-from pipeline_steps import parse_size  # noqa: E402
-from pod import PYTHON  # noqa: E402
+from tests.e2e import run_pipeline as rp
+from tests.e2e.pod import PYTHON
+from tests.lib import csi, host
+from tests.lib.checks import Runner, expect
+from tests.lib.objects import StorageClass, mount_capability
+from tests.lib.sizes import parse_size
 
 MIB = 1 << 20
+pb, _ = csi.stubs()
 
 
-class Checks:
-    def __init__(self, verbose: bool):
-        self.passed = self.failed = 0
-        self.verbose = verbose
-
-    def check(self, name: str, fn, *args):
-        start = time.monotonic()
-        try:
-            value = fn(*args)
-            self.passed += 1
-            print(f"PASS {name} ({time.monotonic() - start:.1f}s)", flush=True)
-            return value
-        except Exception as e:  # noqa: BLE001 - report every failure and go on
-            self.failed += 1
-            print(f"FAIL {name}: {e}", flush=True)
-            if self.verbose:
-                traceback.print_exc()
-            return None
-
-
-def expect(cond, message):
-    if not cond:
-        raise AssertionError(message)
-
-
-def run_mode(checks: Checks, mode: str, size: int, root: Path) -> None:
+def run_mode(checks: Runner, mode: str, size: int, root: Path) -> None:
     home = root / mode
     rp.cleanup_root(home)
     home.mkdir(parents=True)
     request = rp.volume_request(size)
-    shm_start = kube.shmem_outside_others(root)
+    shm_start = host.shmem_outside_others(root)
     cluster = rp.Cluster(home, mode == "passthrough", capacity=2 * request + 64 * MIB)
     tag = f"[{mode}]"
     try:
@@ -73,28 +47,28 @@ def run_mode(checks: Checks, mode: str, size: int, root: Path) -> None:
         k, prov = cluster.kubelet, cluster.provisioner
 
         def registration():
-            expect(k.driver == kube.DRIVER, f"GetPluginInfo name {k.driver!r}")
+            expect(k.driver == csi.DRIVER, f"GetPluginInfo name {k.driver!r}")
             expect(k.node_id == cluster.node_name, f"NodeGetInfo node_id {k.node_id!r}")
-            expect(k.topology == {kube.TOPOLOGY_KEY: cluster.node_name},
+            expect(k.topology == {csi.TOPOLOGY_KEY: cluster.node_name},
                    f"NodeGetInfo topology {k.topology}")
             expect(prov.node_topology == k.topology, "provisioner and kubelet see one topology")
         checks.check(f"{tag} GetPluginInfo / NodeGetInfo report driver and topology", registration)
 
         capacity0 = checks.check(f"{tag} GetCapacity for the node's segment",
-                                 lambda: prov.capacity(kube.StorageClass()))
+                                 lambda: prov.capacity(StorageClass()))
 
         def other_node_segment():
-            req = kube.pb.GetCapacityRequest(
-                volume_capabilities=[kube.mount_capability()])
-            req.accessible_topology.segments[kube.TOPOLOGY_KEY] = "some-other-node"
+            req = pb.GetCapacityRequest(
+                volume_capabilities=[mount_capability()])
+            req.accessible_topology.segments[csi.TOPOLOGY_KEY] = "some-other-node"
             got = prov.controller.GetCapacity(req).available_capacity
             expect(got == 0, f"another node's segment has {got} bytes")
         checks.check(f"{tag} GetCapacity of another node's segment is 0", other_node_segment)
 
         def refused_elsewhere():
             try:
-                prov.provision(kube.StorageClass(), "elsewhere", "pipelines", request,
-                               {kube.TOPOLOGY_KEY: "some-other-node"})
+                prov.provision(StorageClass(), "elsewhere", "pipelines", request,
+                               {csi.TOPOLOGY_KEY: "some-other-node"})
             except grpc.RpcError as e:
                 expect(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, f"code {e.code()}")
                 return
@@ -111,7 +85,7 @@ def run_mode(checks: Checks, mode: str, size: int, root: Path) -> None:
             expect(pv.capacity_bytes >= request, f"capacity {pv.capacity_bytes} < {request}")
             expect(pv.name.startswith("pvc-") and pv.volume_handle != pv.name,
                    f"name {pv.name} handle {pv.volume_handle}")
-            now = prov.capacity(kube.StorageClass())
+            now = prov.capacity(StorageClass())
             expect(now == capacity0 - pv.capacity_bytes, f"capacity {now} after create, was "
                    f"{capacity0}, volume {pv.capacity_bytes}")
         checks.check(f"{tag} topology pin and capacity accounting", pinned)
@@ -202,29 +176,29 @@ def run_mode(checks: Checks, mode: str, size: int, root: Path) -> None:
 
         def teardown():
             expect(not list((home / "kubelet" / "pods").iterdir()), "pod dirs left behind")
-            shm_held = kube.shmem_outside_others(root)
+            shm_held = host.shmem_outside_others(root)
             cluster.delete(pv)
-            freed = shm_held - kube.shmem_outside_others(root)
+            freed = shm_held - host.shmem_outside_others(root)
             written = reports["prepare"]["bytes_written"] if "prepare" in reports else 0
             expect(freed >= written * 9 // 10, f"DeleteVolume freed {freed // MIB} MiB of "
                    f"Shmem, the volume held {written // MIB} MiB")
-            left = [mp for mp in kube.mounts_below(home)
+            left = [mp for mp in host.mounts_below(home)
                     if mp != str(cluster.node.state_dir / "fuse")]
             expect(not left, f"mounts left after DeleteVolume: {left}")
             expect(not arena.exists(), f"arena {arena} still exists")
-            now = prov.capacity(kube.StorageClass())
+            now = prov.capacity(StorageClass())
             expect(now == capacity0, f"capacity {now}, started at {capacity0}")
         checks.check(f"{tag} DeleteVolume: memory freed, arena gone, capacity returned", teardown)
     finally:
         cluster.__exit__(None, None, None)
 
     def clean():
-        left = kube.mounts_below(root)
+        left = host.mounts_below(root)
         expect(not left, f"mounts under {root}: {left}")
         # "Near" is a quarter of the data. Other tmpfs mounts are left out of the count
         # (others may fill them meanwhile); a transient use gets a few seconds to go.
         for _ in range(25):
-            shm_end = kube.shmem_outside_others(root)
+            shm_end = host.shmem_outside_others(root)
             if shm_end - shm_start < max(16 * MIB, size // 4):
                 return
             time.sleep(0.2)
@@ -236,12 +210,12 @@ def run_mode(checks: Checks, mode: str, size: int, root: Path) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", default="64M")
+    p.add_argument("--size", default="64Mi")
     p.add_argument("--modes", default="passthrough,fallback")
     p.add_argument("--root", default="/var/tmp/cellar-e2e-test", type=Path)
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()
-    checks = Checks(args.verbose)
+    checks = Runner(verbose=args.verbose)
     root = args.root.resolve()
     size = parse_size(args.size)
     try:
@@ -249,8 +223,7 @@ def main() -> int:
             run_mode(checks, mode, size, root)
     finally:
         rp.cleanup_root(root)
-    print(f"{checks.passed} passed, {checks.failed} failed")
-    return 1 if checks.failed or not checks.passed else 0
+    return checks.summary()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ if [ ! -x "$repo/build/cellar" ]; then
   echo "tests/e2e/restart.sh: $repo/build/cellar is missing; build the cellar target first" >&2
   exit 1
 fi
-# Debian's python3 (grpcio), whatever python3 comes first on PATH. The test bounds each
+# Debian's python3 (grpcio), whatever python3 comes first on PATH; from the repo root,
+# as a module, so the harness imports tests.lib as a package. The test bounds each
 # wait itself; this bounds the whole run.
-exec timeout --signal=TERM --kill-after=30 480 /usr/bin/python3 "$repo/tests/e2e/restart_test.py" "$@"
+cd "$repo"
+exec timeout --signal=TERM --kill-after=30 480 /usr/bin/python3 -m tests.e2e.restart_test "$@"

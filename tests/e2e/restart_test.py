@@ -1,9 +1,8 @@
-#!/usr/bin/python3
 """Crash and upgrade survival under load: `cellar node` is SIGKILLed and restarted,
 stopped and restarted, and taken over by a second process while pods keep reading and
 writing their volume; then the FUSE descriptor holder itself dies.
 
-  restart_test.py [--modes passthrough,fallback] [--pods 3] [--root DIR] [-v]
+  python3 -m tests.e2e.restart_test [--modes passthrough,fallback] [--pods 3] [--root DIR] [-v]
 
 Per mode:
   load        a holder (`cellar fd-holder`) and a node (`--fd-holder`), one 512 MiB
@@ -38,13 +37,16 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from tests.e2e import run_pipeline as rp
+from tests.e2e.pod import PYTHON
+from tests.lib import REPO, host, roles
+from tests.lib.checks import Runner, expect
+from tests.lib.kubelet import Kubelet, Mounted
+from tests.lib.node import CellarHolder, CellarNode, tail
+from tests.lib.objects import Pod, StorageClass
+from tests.lib.provisioner import Provisioner
 
-import kube  # noqa: E402
-import run_pipeline as rp  # noqa: E402
-from e2e_test import Checks, expect  # noqa: E402
-from pod import PYTHON  # noqa: E402
+HERE = Path(__file__).resolve().parent  # the pods' /app: restart_worker.py, pod.py
 
 MIB = 1 << 20
 STALL_TARGET = 1.0     # seconds; reported, not enforced
@@ -53,7 +55,7 @@ LOAD_BETWEEN = 2.0     # seconds of load between two restarts
 PROGRESS_TIMEOUT = 30.0
 
 
-def passed(checks: Checks, name: str, fn) -> bool:
+def passed(checks: Runner, name: str, fn) -> bool:
     before = checks.failed
     checks.check(name, fn)
     return checks.failed == before
@@ -143,7 +145,7 @@ class LoadPod:
         return json.loads((self.control / f"{self.name}.ledger.json").read_text())
 
     def output(self) -> str:
-        return kube.tail(self.control / f"{self.name}.out", 3000)
+        return tail(self.control / f"{self.name}.out", 3000)
 
     def where(self) -> str:
         """Where the pod's processes are blocked: comm, wchan and the system call
@@ -197,27 +199,25 @@ class Node:
     """The node as the test drives it: holder, daemon, kubelet and provisioner (both
     rebuilt on a fresh channel after every restart, as the real ones reconnect)."""
 
-    binary = kube.REPO / "build" / "cellar"
+    binary = REPO / "build" / "cellar"
 
     def __init__(self, home: Path, passthrough: bool):
         self.home = home
-        self.holder = kube.CellarHolder(home / "node", binary=self.binary)
-        self.node = kube.CellarNode(home=home / "node", binary=self.binary, capacity="1Gi",
-                                    passthrough=passthrough, fd_holder=self.holder.socket,
-                                    log_per_start=True)
+        self.holder = CellarHolder(home / "node", binary=self.binary)
+        self.node = CellarNode(home=home / "node", binary=self.binary, capacity="1Gi",
+                               passthrough=passthrough, fd_holder=self.holder.socket,
+                               log_per_start=True)
         self.calls: list = []
         self.channel = None
-        self.kubelet: kube.Kubelet | None = None
-        self.provisioner: kube.Provisioner | None = None
+        self.kubelet: Kubelet | None = None
+        self.provisioner: Provisioner | None = None
 
     def connect(self, channel) -> None:
         if self.channel is not None:
             self.channel.close()
         self.channel = channel
-        self.kubelet = kube.Kubelet(channel, self.home / "kubelet", self.node.node_id, self.calls)
-        self.kubelet.register()
-        self.provisioner = kube.Provisioner(channel, self.calls)
-        self.provisioner.connect()
+        self.kubelet, self.provisioner = roles.attach(channel, self.home / "kubelet",
+                                                      self.node.node_id, self.calls)
 
     def start(self, timeout: float = READY_TIMEOUT) -> bool:
         self.holder.start(timeout=10.0)
@@ -228,7 +228,7 @@ class Node:
         """The holder's log and every node process's (one file per start)."""
         files = [self.holder.log_path] + sorted(self.node.home.glob("cellar*.log"),
                                                 key=lambda f: f.stat().st_mtime)
-        return "\n".join(f"--- {f.name}\n{kube.tail(f, 4000)}" for f in files)
+        return "\n".join(f"--- {f.name}\n{tail(f, 4000)}" for f in files)
 
     def close(self) -> None:
         if self.channel is not None:
@@ -269,7 +269,7 @@ def wait_load(pods: list[LoadPod], since: dict, seconds: float, what: str) -> No
         time.sleep(0.1)
 
 
-def kubelet_view(n: Node, published: list[kube.Mounted], pv, label: str) -> None:
+def kubelet_view(n: Node, published: list[Mounted], pv, label: str) -> None:
     """NodeGetVolumeStats on every publication is healthy; a new publication of the
     volume works and shows every pod's directory with files."""
     k = n.kubelet
@@ -277,7 +277,7 @@ def kubelet_view(n: Node, published: list[kube.Mounted], pv, label: str) -> None
         st = k.volume_stats(m)
         expect(not st["abnormal"], f"{m.target}: volume condition abnormal: {st['message']}")
         expect(st.get("bytes", {}).get("total") == pv.capacity_bytes, f"stats {st}")
-    pod = kube.Pod(name=f"check-{label}", namespace="pipelines")
+    pod = Pod(name=f"check-{label}", namespace="pipelines")
     m = k.mount(pod, pv)
     try:
         names = with_timeout(20, f"listdir {m.target}", os.listdir, m.target)
@@ -304,7 +304,7 @@ def corruptions(res: dict, tl: Timeline) -> list[str]:
             for c in res.get("corruptions", [])]
 
 
-def run_load(checks: Checks, mode: str, root: Path, npods: int) -> dict:
+def run_load(checks: Runner, mode: str, root: Path, npods: int) -> dict:
     home = root / mode
     rp.cleanup_root(home)
     home.mkdir(parents=True)
@@ -315,20 +315,20 @@ def run_load(checks: Checks, mode: str, root: Path, npods: int) -> dict:
     tl = Timeline()
     summary = {"mode": mode, "restarts": 0, "takeovers": 0, "outages": []}
     pods: list[LoadPod] = []
-    published: list[kube.Mounted] = []
+    published: list[Mounted] = []
     failed_before = checks.failed
     try:
         if not passed(checks, f"{tag} holder and node start", n.start):
             return summary
         tl.mark("start")
         pv = checks.check(f"{tag} CreateVolume 512Mi", lambda: n.provisioner.provision(
-            kube.StorageClass(), "restart-data", "pipelines", 512 * MIB, n.kubelet.topology))
+            StorageClass(), "restart-data", "pipelines", 512 * MIB, n.kubelet.topology))
         if pv is None:
             return summary
 
         def start_pods():
             for i in range(npods):
-                pod = kube.Pod(name=f"load-{i}", namespace="pipelines")
+                pod = Pod(name=f"load-{i}", namespace="pipelines")
                 published.append(n.kubelet.mount(pod, pv))
                 pods.append(LoadPod(pod.name, published[-1].target, control, home))
             wait_load(pods, {}, 1.0, "first operations")
@@ -442,7 +442,7 @@ def run_load(checks: Checks, mode: str, root: Path, npods: int) -> dict:
             expect(rc == 0, f"node SIGTERM: exit code {rc}")
             rc = n.holder.stop(signal.SIGTERM)
             expect(rc == 0, f"holder SIGTERM: exit code {rc}")
-            left = kube.mounts_below(home)
+            left = host.mounts_below(home)
             summary["left_mounted"] = left
             expect(not [mp for mp in left if mp != str(n.node.state_dir / "fuse")],
                    f"left mounted: {left}")
@@ -460,7 +460,7 @@ def run_load(checks: Checks, mode: str, root: Path, npods: int) -> dict:
         rp.cleanup_root(home)
 
 
-def run_holder_death(checks: Checks, mode: str, root: Path) -> None:
+def run_holder_death(checks: Runner, mode: str, root: Path) -> None:
     home = root / f"{mode}-holder-death"
     rp.cleanup_root(home)
     home.mkdir(parents=True)
@@ -474,9 +474,9 @@ def run_holder_death(checks: Checks, mode: str, root: Path) -> None:
     try:
         def setup():
             n.start()
-            v["pv"] = n.provisioner.provision(kube.StorageClass(), "victim-data", "pipelines",
+            v["pv"] = n.provisioner.provision(StorageClass(), "victim-data", "pipelines",
                                               128 * MIB, n.kubelet.topology)
-            v["old"] = n.kubelet.mount(kube.Pod(name="victim", namespace="pipelines"), v["pv"])
+            v["old"] = n.kubelet.mount(Pod(name="victim", namespace="pipelines"), v["pv"])
             pod = v["pod"] = LoadPod("victim", v["old"].target, control, home,
                                      ["--budget", str(32 * MIB), "--linger"])
             wait_load([pod], {}, 2.0, "victim's load")
@@ -526,7 +526,7 @@ def run_holder_death(checks: Checks, mode: str, root: Path) -> None:
                      lambda: (n.kubelet.unmount(old), n.kubelet.remove_pod_dir(old.pod)))
 
         def republish():
-            m = n.kubelet.mount(kube.Pod(name="after", namespace="pipelines"), pv)
+            m = n.kubelet.mount(Pod(name="after", namespace="pipelines"), pv)
             try:
                 d = m.target / "victim"
                 names = set(with_timeout(20, f"listdir {d}", os.listdir, d))
@@ -585,7 +585,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
 
-    checks = Checks(args.verbose)
+    checks = Runner(verbose=args.verbose)
     root = args.root.resolve()
     summaries = []
     started = time.monotonic()
@@ -613,8 +613,7 @@ def main() -> int:
             print(f"[{s['mode']}] stalls over 0.2s by phase: " + ", ".join(
                 f"{ph}: {sec:.2f}s" for ph, sec in s["stalls"].items()))
     print(f"({time.monotonic() - started:.0f}s)")
-    print(f"{checks.passed} passed, {checks.failed} failed")
-    return 1 if checks.failed or not checks.passed else 0
+    return checks.summary()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 # across steps, the topology pin, volume stats, EROFS on a read-only publish and a
 # clean tear-down. Prints `N passed, N failed`; exits non-zero on a failure.
 #
-#   bash tests/e2e/run.sh [--size 64M] [--modes passthrough,fallback] [-v]
+#   bash tests/e2e/run.sh [--size 64Mi] [--modes passthrough,fallback] [-v]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if ((EUID != 0)); then
@@ -15,5 +15,7 @@ if [ ! -x "$repo/build/cellar" ]; then
   echo "tests/e2e/run.sh: $repo/build/cellar is missing; build the cellar target first" >&2
   exit 1
 fi
-# Debian's python3 (numpy, pandas, grpcio), whatever python3 comes first on PATH.
-exec timeout --signal=TERM 600 /usr/bin/python3 "$repo/tests/e2e/e2e_test.py" "$@"
+# Debian's python3 (numpy, pandas, grpcio), whatever python3 comes first on PATH; from
+# the repo root, as a module, so the harness imports tests.lib as a package.
+cd "$repo"
+exec timeout --signal=TERM 600 /usr/bin/python3 -m tests.e2e.e2e_test "$@"

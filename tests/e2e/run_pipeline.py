@@ -1,11 +1,12 @@
-#!/usr/bin/python3
 """Runs the three-step pipeline (prepare -> train -> test) as pods, the way
 Kubernetes would, on a Cellar volume or on a baseline directory, and prints a
 table of write / read / I/O seconds per step.
 
-  run_pipeline.py --size 256M --mode passthrough,tmpfs,disk
-  run_pipeline.py --size 64M --mode fallback --runs 3 --json out.json
-  run_pipeline.py --cleanup --root /var/tmp/cellar-demo
+  python3 -m tests.e2e.run_pipeline --size 256Mi --mode passthrough,tmpfs,disk
+  python3 -m tests.e2e.run_pipeline --size 64Mi --mode fallback --runs 3 --json out.json
+  python3 -m tests.e2e.run_pipeline --cleanup --root /var/tmp/cellar-demo
+
+(from the repo root; sizes as tests/lib/sizes.py reads them: 256Mi, 1Gi).
 
 Modes:
   passthrough  a real `cellar node` (FUSE passthrough), the volume provisioned and
@@ -33,12 +34,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import kube  # noqa: E402
-from pipeline_steps import parse_size  # noqa: E402
-from pod import PYTHON, run_pod  # noqa: E402
+from tests.e2e.pod import PYTHON, run_pod
+from tests.lib import REPO, host, roles
+from tests.lib.kubelet import StatsPoller
+from tests.lib.node import CellarNode, kill_stale_node
+from tests.lib.objects import PersistentVolume, Pod, StorageClass
+from tests.lib.sizes import parse_size
 
 CELLAR_MODES = ("passthrough", "fallback")
 DIR_MODES = ("tmpfs", "disk", "disk-nofsync")
@@ -57,10 +58,10 @@ def volume_request(size: int) -> int:
 
 def cleanup_root(root: Path) -> None:
     """Removes what a run (finished or interrupted) left under root."""
-    kube.kill_stale_node(root)
-    kube.unmount_below(root)
-    if kube.mounts_below(root):
-        raise RuntimeError(f"could not unmount {kube.mounts_below(root)}")
+    kill_stale_node(root)
+    host.unmount_below(root)
+    if host.mounts_below(root):
+        raise RuntimeError(f"could not unmount {host.mounts_below(root)}")
     if root.exists():
         subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=True)
 
@@ -85,10 +86,10 @@ def check_pod(result, what: str) -> dict:
 
 class Cluster:
     def __init__(self, home: Path, passthrough: bool, capacity: int,
-                 binary: Path = kube.REPO / "build" / "cellar", node_name: str = "e2e-node"):
+                 binary: Path = REPO / "build" / "cellar", node_name: str = "e2e-node"):
         self.home = home
-        self.node = kube.CellarNode(home=home / "node", binary=binary, node_id=node_name,
-                                    capacity=str(capacity), passthrough=passthrough)
+        self.node = CellarNode(home=home / "node", binary=binary, node_id=node_name,
+                               capacity=str(capacity), passthrough=passthrough)
         self.node_name = node_name
         self.calls: list = []
         self.pvs: list = []
@@ -97,19 +98,16 @@ class Cluster:
 
     def __enter__(self):
         self.home.mkdir(parents=True, exist_ok=True)
-        channel = self.node.start()
-        self.kubelet = kube.Kubelet(channel, self.home / "kubelet", self.node_name, self.calls)
-        self.kubelet.register()
-        self.provisioner = kube.Provisioner(channel, self.calls)
-        self.provisioner.connect()
+        self.kubelet, self.provisioner = roles.attach(self.node.start(), self.home / "kubelet",
+                                                      self.node_name, self.calls)
         return self
 
     def provision(self, claim: str, request: int, namespace: str = "pipelines",
-                  sc: kube.StorageClass | None = None) -> kube.PersistentVolume:
+                  sc: StorageClass | None = None) -> PersistentVolume:
         """WaitForFirstConsumer: the scheduler checks the node's capacity (from
         GetCapacity, published as CSIStorageCapacity), selects the node for the first
         pod, and the provisioner on that node creates the volume pinned to it."""
-        sc = sc or kube.StorageClass()
+        sc = sc or StorageClass()
         available = self.provisioner.capacity(sc)
         if available < request:
             raise RuntimeError(f"node {self.node_name} has {available} bytes free, the claim "
@@ -121,10 +119,10 @@ class Cluster:
     def run_pod(self, pv, name: str, argv: list[str], readonly: bool = False,
                 poll: float = 0.5, timeout: float = 1800.0):
         """Schedules a pod using the claim: mount (publish), run, tear down."""
-        pod = kube.Pod(name=name, namespace="pipelines")
+        pod = Pod(name=name, namespace="pipelines")
         mounted = self.kubelet.mount(pod, pv, readonly=readonly)
         try:
-            with kube.StatsPoller(self.kubelet, mounted, poll) as poller:
+            with StatsPoller(self.kubelet, mounted, poll) as poller:
                 result = run_pod(name, argv, {"/vineyard": (str(mounted.target), False)},
                                  timeout=timeout, workdir=str(self.home))
         finally:
@@ -159,7 +157,7 @@ class Volume:
                  binary: Path | None = None):
         self.mode, self.home, self.request = mode, home, request
         self.capacity = capacity or request + 64 * MIB
-        self.binary = binary or kube.REPO / "build" / "cellar"
+        self.binary = binary or REPO / "build" / "cellar"
         self.info: dict = {}
         self.cluster = None
         self.pv = None
@@ -169,11 +167,11 @@ class Volume:
         self.home.mkdir(parents=True)
         try:
             if self.mode in CELLAR_MODES:
-                self.info["shmem_before"] = kube.shmem_bytes()
+                self.info["shmem_before"] = host.shmem_bytes()
                 self.cluster = Cluster(self.home, self.mode == "passthrough", self.capacity,
                                        binary=self.binary).__enter__()
                 self.info["capacity_initial"] = self.cluster.provisioner.capacity(
-                    kube.StorageClass())
+                    StorageClass())
                 self.pv = self.cluster.provision("pipeline-data", self.request)
                 self.info["pv"] = {"name": self.pv.name, "handle": self.pv.volume_handle,
                                    "topology": self.pv.topology,
@@ -211,11 +209,11 @@ class Volume:
                     self.cluster.delete(self.pv)
                     self.pv = None
                     self.info["capacity_final"] = self.cluster.provisioner.capacity(
-                        kube.StorageClass())
+                        StorageClass())
                 self.info["calls"] = [list(x[:3]) for x in self.cluster.calls]
                 self.cluster.__exit__(*exc)
                 self.cluster = None
-                self.info["shmem_delta"] = kube.shmem_bytes() - self.info["shmem_before"]
+                self.info["shmem_delta"] = host.shmem_bytes() - self.info["shmem_before"]
         finally:
             cleanup_root(self.home)
 
@@ -292,12 +290,12 @@ def format_table(meds: list[dict]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", default="256M")
+    p.add_argument("--size", default="256Mi")
     p.add_argument("--mode", default="passthrough,tmpfs,disk",
                    help="comma-separated: " + ", ".join(MODES))
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--root", default="/var/tmp/cellar-e2e", type=Path)
-    p.add_argument("--cellar", default=kube.REPO / "build" / "cellar", type=Path)
+    p.add_argument("--cellar", default=REPO / "build" / "cellar", type=Path)
     p.add_argument("--capacity", default="", help="node capacity (default: volume + 64Mi)")
     p.add_argument("--verify-pod", action="store_true",
                    help="Cellar modes: a read-only reader pod checks every file and EROFS")

@@ -1,9 +1,8 @@
-#!/usr/bin/python3
 """Runs a command against a real Cellar volume, provisioned and published the way the
-external-provisioner and the kubelet do it (tests/e2e/kube.py), then tears it all
-down: unpublish, DeleteVolume, stop the node, nothing left mounted.
+external-provisioner and the kubelet do it (tests/lib), then tears it all down:
+unpublish, DeleteVolume, stop the node, nothing left mounted. From the repo root:
 
-    tests/support/with_volume.py [--size 1Gi] [--io-mode MODE] [--env NAME] -- CMD...
+    python3 -m tests.support.with_volume [--size 1Gi] [--io-mode MODE] [--env NAME] -- CMD...
 
 --io-mode is the node's (auto, passthrough, fuse, direct); --no-passthrough means fuse.
 
@@ -17,8 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-import kube  # noqa: E402
+from tests.lib import host, roles
+from tests.lib.node import CellarNode
+from tests.lib.objects import Pod, StorageClass
+from tests.lib.sizes import parse_size
 
 
 def main() -> int:
@@ -32,24 +33,18 @@ def main() -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         ap.error("no command given")
-    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
-    size = int(args.size[:-2]) * units[args.size[-2:]] if args.size[-2:] in units else int(args.size)
+    size = parse_size(args.size)
 
     home = Path(tempfile.mkdtemp(prefix="cellar-volume-"))
-    node = kube.CellarNode(home=home, capacity=f"{2 * size // (1 << 20) + 64}Mi",
-                           passthrough=not args.no_passthrough,
-                           extra_args=(f"--io-mode={args.io_mode}",) if args.io_mode else ())
+    node = CellarNode(home=home, capacity=f"{2 * size // (1 << 20) + 64}Mi",
+                      passthrough=not args.no_passthrough,
+                      extra_args=(f"--io-mode={args.io_mode}",) if args.io_mode else ())
     rc = 1
     try:
-        channel = node.start()
-        calls: list = []
-        provisioner = kube.Provisioner(channel, calls)
-        provisioner.connect()
-        kubelet = kube.Kubelet(channel, home / "kubelet", node.node_id, calls)
-        kubelet.register()
-        pv = provisioner.provision(kube.StorageClass(), "test-data", "default", size,
+        kubelet, provisioner = roles.attach(node.start(), home / "kubelet", node.node_id, [])
+        pv = provisioner.provision(StorageClass(), "test-data", "default", size,
                                    kubelet.topology)
-        mounted = kubelet.mount(kube.Pod(name="test"), pv)
+        mounted = kubelet.mount(Pod(name="test"), pv)
         try:
             env = dict(os.environ, **{args.env: str(mounted.target)})
             rc = subprocess.run(command, env=env).returncode
@@ -61,7 +56,7 @@ def main() -> int:
         rc = rc or 1
     finally:
         node.stop()
-        kube.unmount_below(home)
+        host.unmount_below(home)
         subprocess.run(["rm", "-rf", "--one-file-system", str(home)], check=False)
     return rc
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml   # Debian's python3-yaml (tests/cluster/packages.txt)
 
-import kube
-from kube import kubectl
+from tests.cluster import kube
+from tests.cluster.kube import kubectl
 
 HERE = Path(__file__).resolve().parent
 COMPONENT = HERE.parent / "components" / "argo"   # the wrapper module images/build.sh builds

@@ -10,11 +10,11 @@ import time
 
 import yaml   # Debian's python3-yaml (tests/cluster/packages.txt)
 
-import kube
-import workloads as w
-from driver import capacity_of
-from kube import kubectl
-from pipelines import argo, sdk
+from tests.cluster import kube
+from tests.cluster import workloads as w
+from tests.cluster.driver import capacity_of
+from tests.cluster.kube import kubectl
+from tests.cluster.pipelines import argo, sdk
 
 NS = "cellar-pipelines"
 # The service account KFP v1 compiles into every workflow; Argo's examples use default.
