@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Crash and upgrade survival under load, for tests/run-all.sh: pods keep writing and
 # verifying files while `cellar node` is SIGKILLed, restarted and taken over (with an
-# fd-holder), then the holder itself dies; passthrough and fallback mode. Asserts no
-# I/O error, no corruption, healthy volume stats, working (un)publish; prints the
+# fd-holder), then the holder itself dies; in each io mode (passthrough, fallback,
+# direct). Asserts no I/O error, no corruption, healthy volume stats, working
+# (un)publish; prints the
 # longest stall and `N passed, N failed`; exits non-zero on a failure.
 #
-#   bash tests/e2e/restart.sh [--modes passthrough,fallback] [--pods 3] [-v]
+#   bash tests/e2e/restart.sh [--modes passthrough,fallback,direct] [--pods 3] [-v]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if ((EUID != 0)); then

@@ -2,7 +2,7 @@
 stopped and restarted, and taken over by a second process while pods keep reading and
 writing their volume; then the FUSE descriptor holder itself dies.
 
-  python3 -m tests.e2e.restart_test [--modes passthrough,fallback] [--pods 3] [--root DIR] [-v]
+  python3 -m tests.e2e.restart_test [--modes passthrough,fallback,direct] [--pods 3] [--root DIR] [-v]
 
 Per mode:
   load        a holder (`cellar fd-holder`) and a node (`--fd-holder`), one 512 MiB
@@ -201,11 +201,13 @@ class Node:
 
     binary = REPO / "build" / "cellar"
 
-    def __init__(self, home: Path, passthrough: bool):
+    def __init__(self, home: Path, mode: str):
         self.home = home
+        self.mode = mode
         self.holder = CellarHolder(home / "node", binary=self.binary)
         self.node = CellarNode(home=home / "node", binary=self.binary, capacity="1Gi",
-                               passthrough=passthrough, fd_holder=self.holder.socket,
+                               passthrough=mode != "fallback", fd_holder=self.holder.socket,
+                               extra_args=("--io-mode=direct",) if mode == "direct" else (),
                                log_per_start=True)
         self.calls: list = []
         self.channel = None
@@ -311,7 +313,7 @@ def run_load(checks: Runner, mode: str, root: Path, npods: int) -> dict:
     control = home / "control"
     control.mkdir()
     tag = f"[{mode}]"
-    n = Node(home, mode == "passthrough")
+    n = Node(home, mode)
     tl = Timeline()
     summary = {"mode": mode, "restarts": 0, "takeovers": 0, "outages": []}
     pods: list[LoadPod] = []
@@ -467,7 +469,7 @@ def run_holder_death(checks: Runner, mode: str, root: Path) -> None:
     control = home / "control"
     control.mkdir()
     tag = f"[{mode} holder death]"
-    n = Node(home, mode == "passthrough")
+    n = Node(home, mode)
     tl = Timeline()
     v: dict = {}  # pv, old (the pod's publication), pod
     failed_before = checks.failed
@@ -509,6 +511,18 @@ def run_holder_death(checks: Runner, mode: str, root: Path) -> None:
             return
         print(f"     started again in {took:.2f}s", flush=True)
 
+        def still_served():
+            # A direct publication is a bind mount of the tmpfs arena: no daemon in its
+            # path, so losing both processes must not touch it.
+            st = n.kubelet.volume_stats(old)
+            expect(not st["abnormal"], f"old publication reported {st}")
+            names = set(with_timeout(10, "listdir", os.listdir, old.target / "victim"))
+            expect(names == set(ledger), f"old target shows {sorted(names)[:8]}")
+            print(f"     still healthy: {st['message']!r}, {len(names)} files", flush=True)
+        if n.mode == "direct":
+            checks.check(f"{tag} the old publication stays healthy and readable (no daemon "
+                         "in a direct mount's path)", still_served)
+
         def abnormal():
             try:
                 with_timeout(10, "stat", os.stat, old.target)
@@ -520,9 +534,10 @@ def run_holder_death(checks: Runner, mode: str, root: Path) -> None:
                    f"old publication reported {st} (stat of the target on the host: {seen})")
             print(f"     abnormal: {st['message']!r}; host stat of the old target: {seen}",
                   flush=True)
-        checks.check(f"{tag} NodeGetVolumeStats on the old publication: abnormal, with a "
-                     "message", abnormal)
-        checks.check(f"{tag} NodeUnpublishVolume on the broken publication",
+        if n.mode != "direct":
+            checks.check(f"{tag} NodeGetVolumeStats on the old publication: abnormal, with a "
+                         "message", abnormal)
+        checks.check(f"{tag} NodeUnpublishVolume on the old publication",
                      lambda: (n.kubelet.unmount(old), n.kubelet.remove_pod_dir(old.pod)))
 
         def republish():
@@ -568,7 +583,7 @@ def run_holder_death(checks: Runner, mode: str, root: Path) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--modes", default="passthrough,fallback")
+    p.add_argument("--modes", default="passthrough,fallback,direct")
     p.add_argument("--pods", type=int, default=3)
     p.add_argument("--root", default="/var/tmp/cellar-restart-test", type=Path)
     p.add_argument("--cellar", default=Node.binary, type=Path)
