@@ -3,8 +3,8 @@
 # verifying files while `cellar node` is SIGKILLed, restarted and taken over (with an
 # fd-holder), then the holder itself dies; in each io mode (passthrough, fallback,
 # direct). Asserts no I/O error, no corruption, healthy volume stats, working
-# (un)publish; prints the
-# longest stall and `N passed, N failed`; exits non-zero on a failure.
+# (un)publish; prints the longest stall and `N passed, N failed`; exits non-zero on a
+# failure.
 #
 #   bash tests/e2e/restart.sh [--modes passthrough,fallback,direct] [--pods 3] [-v]
 set -euo pipefail
