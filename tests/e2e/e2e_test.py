@@ -2,7 +2,7 @@
 drives it (tests/lib: node, provisioner, kubelet), with pods in their own namespaces
 (tests/e2e/pod.py).
 
-  python3 -m tests.e2e.e2e_test [--size 64Mi] [--modes passthrough,fallback] [--root DIR] [-v]
+  python3 -m tests.e2e.e2e_test [--size 64Mi] [--modes passthrough,fallback,direct] [--root DIR] [-v]
 
 Per mode: registration and topology; GetCapacity; CreateVolume pinned to the node
 (and refused for another node); the three steps as pods with checksums compared
@@ -38,7 +38,8 @@ def run_mode(checks: Runner, mode: str, size: int, root: Path) -> None:
     home.mkdir(parents=True)
     request = rp.volume_request(size)
     shm_start = host.shmem_outside_others(root)
-    cluster = rp.Cluster(home, mode == "passthrough", capacity=2 * request + 64 * MIB)
+    cluster = rp.Cluster(home, mode != "fallback", capacity=2 * request + 64 * MIB,
+                         io_mode="direct" if mode == "direct" else None)
     tag = f"[{mode}]"
     try:
         checks.check(f"{tag} node starts and registers", cluster.__enter__)
@@ -139,8 +140,14 @@ def run_mode(checks: Runner, mode: str, size: int, root: Path) -> None:
                       " 'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit())}))\n")
             res, _ = cluster.run_pod(pv, "inspect", [PYTHON, "-c", script])
             info = rp.check_pod(res, "inspect")
-            cellar_mounts = [mp for mp, fs in info["mounts"] if fs.startswith("fuse")]
-            expect(cellar_mounts == ["/vineyard"], f"FUSE mounts seen by the pod {cellar_mounts}")
+            # direct: the arena's tmpfs itself; otherwise a directory of the FUSE mount.
+            fstype = "tmpfs" if mode == "direct" else "fuse"
+            volume = [fs for mp, fs in info["mounts"] if mp == "/vineyard"]
+            expect(len(volume) == 1 and volume[0].startswith(fstype),
+                   f"/vineyard is {volume}, expected one {fstype} mount")
+            fuse_mounts = [mp for mp, fs in info["mounts"] if fs.startswith("fuse")]
+            expect(fuse_mounts == ([] if mode == "direct" else ["/vineyard"]),
+                   f"FUSE mounts seen by the pod {fuse_mounts}")
             leaks = [mp for mp, _ in info["mounts"] if str(home) in mp or "cellar" in mp]
             expect(not leaks, f"the pod sees {leaks}")
             expected = set(reports["prepare"]["checksums"]) | {
@@ -211,7 +218,7 @@ def run_mode(checks: Runner, mode: str, size: int, root: Path) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="64Mi")
-    p.add_argument("--modes", default="passthrough,fallback")
+    p.add_argument("--modes", default="passthrough,fallback,direct")
     p.add_argument("--root", default="/var/tmp/cellar-e2e-test", type=Path)
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()

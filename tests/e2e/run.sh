@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end test, for .ci/run: the pipeline at 64 MiB on a real `cellar node`, in
-# passthrough and fallback mode, driven as Kubernetes drives it. Asserts checksums
-# across steps, the topology pin, volume stats, EROFS on a read-only publish and a
-# clean tear-down. Prints `N passed, N failed`; exits non-zero on a failure.
+# each io mode (passthrough, fallback, direct), driven as Kubernetes drives it. Asserts
+# checksums across steps, the topology pin, volume stats, EROFS on a read-only publish
+# and a clean tear-down. Prints `N passed, N failed`; exits non-zero on a failure.
 #
-#   bash tests/e2e/run.sh [--size 64Mi] [--modes passthrough,fallback] [-v]
+#   bash tests/e2e/run.sh [--size 64Mi] [--modes passthrough,fallback,direct] [-v]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if ((EUID != 0)); then

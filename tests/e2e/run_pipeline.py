@@ -86,10 +86,12 @@ def check_pod(result, what: str) -> dict:
 
 class Cluster:
     def __init__(self, home: Path, passthrough: bool, capacity: int,
-                 binary: Path = REPO / "build" / "cellar", node_name: str = "e2e-node"):
+                 binary: Path = REPO / "build" / "cellar", node_name: str = "e2e-node",
+                 io_mode: str | None = None):
         self.home = home
         self.node = CellarNode(home=home / "node", binary=binary, node_id=node_name,
-                               capacity=str(capacity), passthrough=passthrough)
+                               capacity=str(capacity), passthrough=passthrough,
+                               extra_args=(f"--io-mode={io_mode}",) if io_mode else ())
         self.node_name = node_name
         self.calls: list = []
         self.pvs: list = []
