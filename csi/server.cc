@@ -235,7 +235,9 @@ Status RunNode(const NodeOptions& options) {
     }
   }
 
-  // Scrapes read the store and the source, which go away below.
+  // Scrapes read the store and the source, which go away below. Stopping civetweb takes
+  // up to ~2 s after a scrape (measured; without one 0.1 s); the FUSE threads and the
+  // CSI server still serve meanwhile, so pods and the kubelet see no pause from it.
   metrics.reset();
   // Stop taking calls, then let go of the socket paths for whoever comes next. Calls in
   // flight get up to 0.5 s to finish; a call that comes in after that is cancelled
