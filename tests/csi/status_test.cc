@@ -124,5 +124,22 @@ TEST_P(StatusTest, SaysWhyWhenNoNodeAnswers) {
 
 CELLAR_INSTANTIATE_MODES(StatusTest);
 
+// Bad observability flags stop `cellar node` before it touches anything, naming the
+// flag and the value (exit 2, as every bad argument).
+TEST(ObserveFlagsTest, BadLogFormatAndMetricsAddressAreRefusedByName) {
+  const std::string node = "node --endpoint unix:///tmp/cellar-never/csi.sock --node-id n ";
+  std::string out;
+  EXPECT_EQ(RunCellar(node + "--log-format=yaml", &out), 2) << out;
+  EXPECT_NE(out.find("--log-format: log format \"yaml\" is not one of text, json"),
+            std::string::npos)
+      << out;
+  out.clear();
+  EXPECT_EQ(RunCellar(node + "--metrics-address=localhost:http", &out), 2) << out;
+  EXPECT_NE(out.find("--metrics-address: metrics address \"localhost:http\" has no valid port"),
+            std::string::npos)
+      << out;
+  EXPECT_FALSE(std::filesystem::exists("/tmp/cellar-never"));
+}
+
 }  // namespace
 }  // namespace cellar::testing
