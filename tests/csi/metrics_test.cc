@@ -3,6 +3,8 @@
 // node's books follow the calls, a volume's used bytes grow by what was written, and
 // the FUSE counters count the requests the mode sends to the daemon (none for
 // passthrough reads and writes, every one for the fallback).
+#include <signal.h>
+
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/node_fixture.h"
 
@@ -144,6 +146,25 @@ TEST_P(MetricsTest, UsedBytesGrowByWhatIsWrittenAndFuseCountsTheRequests) {
         << op;
   }
   ASSERT_TRUE(Unpublish(v.volume_id(), target.string()).ok());
+}
+
+TEST_P(MetricsTest, MountsWhoseConnectionDiedWithTheDaemonAreCountedAfterItsRestart) {
+  Volume v = MustCreate("pvc-lost", 16 * kMiB);
+  auto target = node_->TargetPath("l1-pod", "pvc-lost");
+  ASSERT_TRUE(Publish(KubeletPublish(v, target)).ok());
+  // No fd holder: the FUSE connection dies with the daemon (the pod's running
+  // containers would see ENOTCONN). In direct mode there is no connection to lose.
+  node_->Kill(SIGKILL);
+  std::string log;
+  ASSERT_TRUE(node_->Start(&log)) << log;
+  const double lost = GetParam() == Mode::kDirect ? 0 : 1;
+
+  std::string text = Scrape();
+  EXPECT_EQ(SampleValue(text, "cellar_publications_connection_lost"), lost) << text;
+  EXPECT_EQ(SampleValue(text, "cellar_publications_abnormal"), lost) << text;
+  EXPECT_EQ(SampleValue(text, "cellar_node_info", {{"start_kind", "fresh"}}), 1) << text;
+  ASSERT_TRUE(Unpublish(v.volume_id(), target.string()).ok());
+  EXPECT_EQ(SampleValue(Scrape(), "cellar_publications_connection_lost"), 0);
 }
 
 TEST_P(MetricsTest, AnAddressThatCannotBeServedStopsTheNodeWithAClearError) {
