@@ -3,7 +3,10 @@
 // node's books follow the calls, a volume's used bytes grow by what was written, and
 // the FUSE counters count the requests the mode sends to the daemon (none for
 // passthrough reads and writes, every one for the fallback).
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/node_fixture.h"
@@ -181,6 +184,75 @@ TEST_P(MetricsTest, AnAddressThatCannotBeServedStopsTheNodeWithAClearError) {
 }
 
 CELLAR_INSTANTIATE_MODES(MetricsTest);
+
+// With a `cellar fd-holder` beside it, as deploy/ runs the node: a restarted daemon
+// takes the live FUSE connection back, and /metrics says it did.
+class TakeoverMetricsTest : public MetricsTest {
+ protected:
+  void SetUp() override {
+    CELLAR_SKIP_UNLESS_ROOT("a cellar node and an fd holder");
+    char dir[] = "/tmp/cellar-holder-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    holder_dir_ = dir;
+    const std::string socket = (holder_dir_ / "holder.sock").string();
+    const std::string log = (holder_dir_ / "holder.log").string();
+    holder_pid_ = ::fork();
+    if (holder_pid_ == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execl(CELLAR_BINARY, CELLAR_BINARY, "fd-holder", "--socket", socket.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 500 && !std::filesystem::exists(socket); ++i) ::usleep(10'000);
+    ASSERT_TRUE(std::filesystem::exists(socket)) << "cellar fd-holder did not start";
+    port_ = FreeTcpPort();
+    NodeSettings settings;
+    settings.extra_args = {"--metrics-address=127.0.0.1:" + std::to_string(port_),
+                           "--fd-holder=" + socket};
+    StartNode(settings);
+  }
+  void TearDown() override {
+    node_.reset();  // leaves the connection to the holder, then unmounts what is left
+    if (holder_pid_ > 0) {
+      ::kill(holder_pid_, SIGTERM);
+      ::waitpid(holder_pid_, nullptr, 0);
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(holder_dir_, ec);
+  }
+
+  std::filesystem::path holder_dir_;
+  pid_t holder_pid_ = -1;
+};
+
+TEST_P(TakeoverMetricsTest, ARestartedDaemonTakesTheConnectionBackAndSaysSo) {
+  Volume v = MustCreate("pvc-takeover", 16 * kMiB);
+  auto target = node_->TargetPath("t1-pod", "pvc-takeover");
+  ASSERT_TRUE(Publish(KubeletPublish(v, target)).ok());
+  std::string out;
+  ASSERT_EQ(RunInPod("dd if=/dev/zero of=" + (target / "f").string() +
+                         " bs=1M count=2 status=none",
+                     &out),
+            0)
+      << out;
+  EXPECT_EQ(SampleValue(Scrape(), "cellar_node_info", {{"start_kind", "fresh"}}), 1);
+
+  node_->Kill(SIGKILL);
+  std::string log;
+  ASSERT_TRUE(node_->Start(&log)) << log;
+  std::string text = Scrape();
+  EXPECT_EQ(SampleValue(text, "cellar_node_info", {{"start_kind", "takeover"}}), 1) << text;
+  EXPECT_EQ(SampleValue(text, "cellar_publications_connection_lost"), 0) << text;
+  EXPECT_EQ(SampleValue(text, "cellar_publications_abnormal"), 0) << text;
+  // The pod's mount is the same connection: it still reads the file.
+  EXPECT_EQ(RunInPod("cmp -n 2097152 " + (target / "f").string() + " /dev/zero", &out), 0) << out;
+  ASSERT_TRUE(Unpublish(v.volume_id(), target.string()).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, TakeoverMetricsTest,
+                         ::testing::Values(Mode::kPassthrough, Mode::kFallback),
+                         [](const auto& info) { return ModeName(info.param); });
 
 }  // namespace
 }  // namespace cellar::testing
