@@ -10,6 +10,7 @@
 
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/node_fixture.h"
+#include "tests/support/temp_dir.h"
 
 namespace cellar::testing {
 namespace {
@@ -191,11 +192,9 @@ class TakeoverMetricsTest : public MetricsTest {
  protected:
   void SetUp() override {
     CELLAR_SKIP_UNLESS_ROOT("a cellar node and an fd holder");
-    char dir[] = "/tmp/cellar-holder-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    holder_dir_ = dir;
-    const std::string socket = (holder_dir_ / "holder.sock").string();
-    const std::string log = (holder_dir_ / "holder.log").string();
+    holder_dir_ = std::make_unique<TempDir>("cellar-holder");
+    const std::string socket = (*holder_dir_ / "holder.sock").string();
+    const std::string log = (*holder_dir_ / "holder.log").string();
     holder_pid_ = ::fork();
     if (holder_pid_ == 0) {
       int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -218,11 +217,10 @@ class TakeoverMetricsTest : public MetricsTest {
       ::kill(holder_pid_, SIGTERM);
       ::waitpid(holder_pid_, nullptr, 0);
     }
-    std::error_code ec;
-    std::filesystem::remove_all(holder_dir_, ec);
+    holder_dir_.reset();
   }
 
-  std::filesystem::path holder_dir_;
+  std::unique_ptr<TempDir> holder_dir_;
   pid_t holder_pid_ = -1;
 };
 
