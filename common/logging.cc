@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "common/json_log.h"
+
 namespace cellar {
 
 Status SetLogLevel(std::string_view level) {
@@ -13,6 +15,15 @@ Status SetLogLevel(std::string_view level) {
   }
   spdlog::set_level(parsed);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ %v");
+  return Status::Ok();
+}
+
+Status SetLogFormat(std::string_view format) {
+  if (format == "text") return Status::Ok();
+  if (format != "json") {
+    return Error(Code::kInvalidArgument, "log format \"{}\" is not one of text, json", format);
+  }
+  spdlog::set_formatter(MakeJsonFormatter());
   return Status::Ok();
 }
 

@@ -36,7 +36,8 @@ std::string Subject(const google::protobuf::Message& msg) {
 
 bool IsQuiet(const std::string& method) {
   return method.ends_with("/Probe") || method.ends_with("/GetPluginInfo") ||
-         method.ends_with("Capabilities") || method.ends_with("/NodeGetVolumeStats");
+         method.ends_with("Capabilities") || method.ends_with("/NodeGetVolumeStats") ||
+         method.ends_with("/GetStatus");
 }
 
 class CallLogger final : public grpc::experimental::Interceptor {

@@ -34,6 +34,7 @@ class FuseSource final : public VolumeSource {
   IoMode mode() const override {
     return server_->passthrough_active() ? IoMode::kPassthrough : IoMode::kFuse;
   }
+  bool resumed() const override { return server_->resumed(); }
   void AttachedAll() override { server_->FinishRecovery(); }
   void Pause() override { server_->Pause(); }
   std::vector<int> HandoverFds() const override { return server_->ExportFds(); }
@@ -52,6 +53,7 @@ Result<std::unique_ptr<VolumeSource>> MakeFuseSource(const store::Store& store,
   config.mountpoint = options.mountpoint;
   config.passthrough = options.passthrough;
   config.fd_holder = options.fd_holder;
+  config.stats = options.stats;
   ASSIGN_OR_RETURN(auto server, mount::FuseServer::Start(config, std::move(options.inherited)));
   return std::unique_ptr<VolumeSource>(new FuseSource(store, std::move(server)));
 }

@@ -10,6 +10,7 @@
 
 #include "common/status.h"
 #include "csi/volume_source.h"
+#include "mount/fuse_stats.h"
 
 namespace cellar::csi {
 
@@ -18,6 +19,7 @@ struct FuseSourceOptions {
   bool passthrough = true;
   std::filesystem::path fd_holder;    // empty: no holder
   std::vector<UniqueFd> inherited;    // a predecessor's connection, from a hand-over
+  mount::FuseStats* stats = nullptr;  // where requests are counted; may be null
 };
 
 Result<std::unique_ptr<VolumeSource>> MakeFuseSource(const store::Store& store,

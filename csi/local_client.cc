@@ -6,6 +6,7 @@
 
 #include <charconv>
 
+#include "cellar_admin.grpc.pb.h"
 #include "csi.grpc.pb.h"
 #include "csi/server.h"
 
@@ -123,6 +124,21 @@ Result<std::string> DriverNameOf(const fs::path& socket, std::chrono::millisecon
                  socket.string());
   }
   return resp.name();
+}
+
+Result<cellar::admin::v1::NodeStatus> NodeStatusOf(const fs::path& socket,
+                                                   std::chrono::milliseconds timeout) {
+  RETURN_IF_ERROR(CheckSocketExists(socket));
+  auto stub = cellar::admin::v1::Admin::NewStub(UnixChannel(socket));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  cellar::admin::v1::NodeStatus resp;
+  grpc::Status st = stub->GetStatus(&ctx, cellar::admin::v1::GetStatusRequest(), &resp);
+  if (!st.ok()) {
+    return Status(static_cast<Code>(st.error_code()),
+                  fmt::format("GetStatus on {}: {}", socket.string(), st.error_message()));
+  }
+  return resp;
 }
 
 }  // namespace cellar::csi

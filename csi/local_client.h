@@ -12,6 +12,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "cellar_admin.pb.h"
 #include "common/status.h"
 
 namespace cellar::csi {
@@ -41,5 +42,11 @@ Status ProbeDriver(const std::filesystem::path& socket, std::chrono::millisecond
 // as ProbeDriver's; InvalidArgument when the name it gives is empty.
 Result<std::string> DriverNameOf(const std::filesystem::path& socket,
                                  std::chrono::milliseconds timeout);
+
+// What the `cellar node` on `socket` holds (its Admin service, cellar_admin.proto),
+// waiting at most `timeout`. Errors as ProbeDriver's; Unimplemented from a node too old
+// to serve the Admin service.
+Result<cellar::admin::v1::NodeStatus> NodeStatusOf(const std::filesystem::path& socket,
+                                                   std::chrono::milliseconds timeout);
 
 }  // namespace cellar::csi

@@ -4,6 +4,7 @@
 //   cellar fd-holder --socket /run/cellar-holder/holder.sock
 //   cellar registrar --csi-address /csi/csi.sock --kubelet-registration-path HOST_PATH [--check]
 //   cellar probe --endpoint unix:///csi/csi.sock --timeout 4s
+//   cellar status --endpoint unix:///csi/csi.sock [--json]
 #include <cstdlib>
 #include <iostream>
 
@@ -14,8 +15,10 @@
 #include "common/size.h"
 #include "csi/driver.h"
 #include "csi/local_client.h"
+#include "csi/metrics_server.h"
 #include "csi/registrar.h"
 #include "csi/server.h"
+#include "csi/status_format.h"
 #include "mount/fd_holder.h"
 
 #ifndef CELLAR_VERSION
@@ -27,6 +30,25 @@ namespace {
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);
   return value && *value ? value : fallback;
+}
+
+// The node a client subcommand (probe, status) talks to: --endpoint, else
+// $CSI_ENDPOINT, and how long it waits. InvalidArgument naming the flag otherwise.
+struct ClientTarget {
+  std::filesystem::path socket;
+  std::chrono::milliseconds timeout;
+};
+
+cellar::Result<ClientTarget> ClientTargetOf(std::string endpoint, const std::string& timeout) {
+  if (endpoint.empty()) endpoint = EnvOr("CSI_ENDPOINT", "");
+  if (endpoint.empty()) {
+    return cellar::InvalidArgument("no endpoint: pass --endpoint or set CSI_ENDPOINT");
+  }
+  auto socket = cellar::csi::ParseSocketAddress(endpoint);
+  if (!socket.ok()) return cellar::InvalidArgument("--endpoint: " + socket.status().message());
+  auto wait = cellar::csi::ParseDuration(timeout);
+  if (!wait.ok()) return cellar::InvalidArgument("--timeout: " + wait.status().message());
+  return ClientTarget{*socket, *wait};
 }
 
 }  // namespace
@@ -61,6 +83,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   node->add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
+  std::string log_format = "text";
+  node->add_option("--log-format", log_format,
+                   "text, or json: one JSON object per line (time, level, msg) for log pipelines")
+      ->capture_default_str();
+  node->add_option("--metrics-address", options.metrics_address,
+                   "Serve Prometheus metrics at http://ADDRESS/metrics: HOST:PORT, :PORT or "
+                   "PORT (e.g. :9808). Default: not served");
   std::string io_mode = "auto";
   node->add_option("--io-mode", io_mode,
                    "How pods' reads, writes and mmap are served. auto: FUSE passthrough if the "
@@ -136,26 +165,57 @@ int main(int argc, char** argv) {
   probe->add_option("--timeout", probe_timeout, "How long to wait for the answer: 4s, 500ms")
       ->capture_default_str();
 
+  std::string status_endpoint;
+  std::string status_timeout = "10s";
+  bool status_json = false;
+  CLI::App* status = app.add_subcommand(
+      "status", "Ask the running cellar node what it holds: volumes, their size, use and "
+                "publications, the io mode and health (exit 1 if it cannot be reached)");
+  status->add_option("--endpoint", status_endpoint,
+                     "CSI socket of the node, unix:///path/csi.sock (default: $CSI_ENDPOINT)");
+  status->add_option("--timeout", status_timeout, "How long to wait for the answer: 10s, 500ms")
+      ->capture_default_str();
+  status->add_flag("--json", status_json,
+                   "Print the report as JSON (cellar_admin.proto's NodeStatus)");
+
   CLI11_PARSE(app, argc, argv);
 
-  if (probe->parsed()) {
-    if (probe_endpoint.empty()) probe_endpoint = EnvOr("CSI_ENDPOINT", "");
-    auto socket = cellar::csi::ParseSocketAddress(probe_endpoint);
-    auto timeout = cellar::csi::ParseDuration(probe_timeout);
-    if (probe_endpoint.empty() || !socket.ok() || !timeout.ok()) {
-      std::cerr << "cellar probe: "
-                << (probe_endpoint.empty() ? "no endpoint: pass --endpoint or set CSI_ENDPOINT"
-                    : !socket.ok()         ? "--endpoint: " + socket.status().message()
-                                           : "--timeout: " + timeout.status().message())
-                << "\n";
+  if (status->parsed()) {
+    auto target = ClientTargetOf(status_endpoint, status_timeout);
+    if (!target.ok()) {
+      std::cerr << "cellar status: " << target.status().message() << "\n";
       return 2;
     }
-    cellar::Status st = cellar::csi::ProbeDriver(*socket, *timeout);
+    auto report = cellar::csi::NodeStatusOf(target->socket, target->timeout);
+    if (!report.ok()) {
+      std::cerr << "cellar status: " << report.status().message() << "\n";
+      return 1;
+    }
+    if (!status_json) {
+      std::cout << cellar::csi::FormatStatusText(*report);
+      return 0;
+    }
+    auto json = cellar::csi::FormatStatusJson(*report);
+    if (!json.ok()) {
+      std::cerr << "cellar status: " << json.status().message() << "\n";
+      return 1;
+    }
+    std::cout << *json;
+    return 0;
+  }
+
+  if (probe->parsed()) {
+    auto target = ClientTargetOf(probe_endpoint, probe_timeout);
+    if (!target.ok()) {
+      std::cerr << "cellar probe: " << target.status().message() << "\n";
+      return 2;
+    }
+    cellar::Status st = cellar::csi::ProbeDriver(target->socket, target->timeout);
     if (!st.ok()) {
       std::cerr << "cellar probe: not ready: " << st.message() << "\n";
       return 1;
     }
-    std::cout << "cellar probe: " << socket->string() << " is ready\n";
+    std::cout << "cellar probe: " << target->socket.string() << " is ready\n";
     return 0;
   }
 
@@ -217,6 +277,16 @@ int main(int argc, char** argv) {
   if (cellar::Status st = cellar::SetLogLevel(log_level); !st.ok()) {
     std::cerr << "cellar: " << st.message() << "\n";
     return 2;
+  }
+  if (cellar::Status st = cellar::SetLogFormat(log_format); !st.ok()) {
+    std::cerr << "cellar: --log-format: " << st.message() << "\n";
+    return 2;
+  }
+  if (!options.metrics_address.empty()) {
+    if (auto parsed = cellar::csi::ParseMetricsAddress(options.metrics_address); !parsed.ok()) {
+      std::cerr << "cellar: --metrics-address: " << parsed.status().message() << "\n";
+      return 2;
+    }
   }
   if (options.endpoint.empty()) options.endpoint = EnvOr("CSI_ENDPOINT", "");
   if (options.node_id.empty()) options.node_id = EnvOr("NODE_NAME", "");

@@ -35,7 +35,7 @@ Result<store::Volume> NodeService::CreateEphemeral(const NodePublishVolumeReques
       if (!parsed.ok()) return parsed.status().WithContext(what + ": volume attribute \"size\"");
       size = *parsed;
     } else if (key.rfind("csi.storage.k8s.io/", 0) == 0) {
-      if (key == "csi.storage.k8s.io/pod.name" || key == "csi.storage.k8s.io/pod.namespace") {
+      if (key == kPodName || key == kPodNamespace) {
         recorded[key] = value;
       }
     } else {
@@ -93,6 +93,12 @@ Status NodeService::DoPublish(const NodePublishVolumeRequest& req) {
   const auto& flags = req.volume_capability().mount().mount_flags();
   pub.mount_flags.assign(flags.begin(), flags.end());
   pub.access_mode = mode;
+  if (auto it = req.volume_context().find(kPodName); it != req.volume_context().end()) {
+    pub.pod_name = it->second;
+  }
+  if (auto it = req.volume_context().find(kPodNamespace); it != req.volume_context().end()) {
+    pub.pod_namespace = it->second;
+  }
 
   std::filesystem::path source = ctx_.source.Dir(v.id);
   ASSIGN_OR_RETURN(TargetInfo target, InspectTarget(pub.target_path, source));
@@ -221,23 +227,32 @@ grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*,
   inodes->set_used(static_cast<int64_t>(usage->used_inodes));
   inodes->set_available(static_cast<int64_t>(usage->available_inodes));
 
-  store::VolumeHealth health = ctx_.store.Health(v->id);
-  auto target = InspectTarget(req->volume_path(), ctx_.source.Dir(v->id));
-  if (auto broken = Broken(req->volume_path()); broken && !health.abnormal) {
-    health = {true, *broken};
-  }
-  if (!health.abnormal && v->publications.count(req->volume_path())) {
+  PublicationCondition condition = Condition(*v, req->volume_path());
+  resp->mutable_volume_condition()->set_abnormal(condition.abnormal);
+  resp->mutable_volume_condition()->set_message(condition.message);
+  return grpc::Status::OK;
+}
+
+PublicationCondition NodeService::Condition(const store::Volume& v,
+                                            const std::string& path) const {
+  store::VolumeHealth health = ctx_.store.Health(v.id);
+  PublicationCondition out;
+  auto broken = Broken(path);
+  out.connection_lost = broken.has_value();
+  if (broken && !health.abnormal) health = {true, *broken};
+  if (!health.abnormal && v.publications.count(path)) {
+    auto target = InspectTarget(path, ctx_.source.Dir(v.id));
     if (!target.ok()) {
       health = {true, target.status().message()};
     } else if (target->state != TargetState::kMountedSame) {
       health = {true, target->state == TargetState::kBroken
                           ? target->detail
-                          : fmt::format("{} no longer shows the volume", req->volume_path())};
+                          : fmt::format("{} no longer shows the volume", path)};
     }
   }
-  resp->mutable_volume_condition()->set_abnormal(health.abnormal);
-  resp->mutable_volume_condition()->set_message(health.abnormal ? health.message : "healthy");
-  return grpc::Status::OK;
+  out.abnormal = health.abnormal;
+  out.message = health.abnormal ? health.message : "healthy";
+  return out;
 }
 
 grpc::Status NodeService::NodeExpandVolume(grpc::ServerContext*, const NodeExpandVolumeRequest* req,

@@ -12,6 +12,14 @@
 
 namespace cellar::csi {
 
+// What NodeGetVolumeStats reports for one path of a volume.
+struct PublicationCondition {
+  bool abnormal = false;
+  std::string message;  // "healthy", or why not
+  // The FUSE connection behind this publication was lost (see RepairPublications).
+  bool connection_lost = false;
+};
+
 class NodeService final : public ::csi::v1::Node::Service {
  public:
   explicit NodeService(DriverContext& ctx) : ctx_(ctx) {}
@@ -37,6 +45,11 @@ class NodeService final : public ::csi::v1::Node::Service {
   // the dead mount, so such a publication is reported abnormal by NodeGetVolumeStats
   // until it is published again.
   void RepairPublications();
+
+  // The volume's condition as seen at `path` (a publication's target path, or the
+  // volume's own directory): the volume's health, then whether the mount at `path`
+  // still shows it. Also what `cellar status` and /metrics report.
+  PublicationCondition Condition(const store::Volume& v, const std::string& path) const;
 
  private:
   Status DoPublish(const ::csi::v1::NodePublishVolumeRequest& req);

@@ -26,6 +26,8 @@ struct NodeOptions {
   // After handing over: exit (true), or idle until SIGTERM (a container that must not
   // exit, or its restart would take the node back).
   bool exit_after_handover = true;
+  // Where /metrics is served ("HOST:PORT", ":PORT"); empty: nowhere.
+  std::string metrics_address;
 };
 
 // "unix:///a/b.sock" or "unix:/a/b.sock" -> "/a/b.sock"; InvalidArgument otherwise.

@@ -24,6 +24,7 @@ Result<std::unique_ptr<VolumeSource>> OpenVolumeSource(const store::Store& store
   fuse.passthrough = request.mode != IoMode::kFuse;
   fuse.fd_holder = request.fd_holder;
   fuse.inherited = std::move(request.inherited);
+  fuse.stats = request.fuse_stats;
   ASSIGN_OR_RETURN(auto source, MakeFuseSource(store, std::move(fuse)));
   const IoMode got = source->mode();
   if (request.mode == IoMode::kPassthrough && got != IoMode::kPassthrough) {

@@ -14,6 +14,7 @@
 #include "common/unique_fd.h"
 #include "csi/io_mode.h"
 #include "csi/volume_source.h"
+#include "mount/fuse_stats.h"
 #include "store/store.h"
 
 namespace cellar::csi {
@@ -23,6 +24,7 @@ struct SourceRequest {
   std::filesystem::path mountpoint;  // of the FUSE mount
   std::filesystem::path fd_holder;   // empty: no holder
   std::vector<UniqueFd> inherited;   // a predecessor's FUSE connection, from a hand-over
+  mount::FuseStats* fuse_stats = nullptr;  // counts FUSE requests; outlives the source
 };
 
 // Errors: FailedPrecondition when passthrough is forced and the kernel does not grant

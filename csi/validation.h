@@ -20,6 +20,9 @@ inline constexpr const char* kPvcName = "csi.storage.k8s.io/pvc/name";
 inline constexpr const char* kPvcNamespace = "csi.storage.k8s.io/pvc/namespace";
 inline constexpr const char* kPvName = "csi.storage.k8s.io/pv/name";
 inline constexpr const char* kEphemeral = "csi.storage.k8s.io/ephemeral";
+// What the kubelet adds to NodePublishVolume's volume context (podInfoOnMount).
+inline constexpr const char* kPodName = "csi.storage.k8s.io/pod.name";
+inline constexpr const char* kPodNamespace = "csi.storage.k8s.io/pod.namespace";
 
 // Mount access only, a node-local access mode, fs_type "" (or "cellar"), supported
 // mount flags; errors name `what` (e.g. "volume vol-1"). A malformed capability (no

@@ -29,6 +29,9 @@ class VolumeSource {
   virtual Status Healthy() const = 0;
   // How pods' I/O is served: passthrough, fuse or direct (never auto).
   virtual IoMode mode() const = 0;
+  // Serving a live FUSE connection taken over from a predecessor (from the fd holder
+  // after a crash or restart, or handed over), not one this process mounted.
+  virtual bool resumed() const { return false; }
 
   // At start, once every volume of the store was attached (a takeover stops waiting
   // for volumes that did not come back).

@@ -26,9 +26,15 @@ int main(int argc, char** argv) {
   app.add_option("--attr-timeout", config.attr_timeout, "attribute cache seconds");
   app.add_option("--entry-timeout", config.entry_timeout, "entry cache seconds");
   app.add_option("--log-level", log_level, "trace..error");
+  // As `cellar node` always does (its /metrics reads them); off here so that benchmarks
+  // can measure what counting costs.
+  bool count_requests = false;
+  app.add_flag("--count-requests", count_requests, "count requests and opens (FuseStats)");
   app.add_option("volumes", volumes, "ID:SLOT:ARENA_DIR");
   CLI11_PARSE(app, argc, argv);
   config.passthrough = !no_passthrough;
+  cellar::mount::FuseStats stats;
+  if (count_requests) config.stats = &stats;
   spdlog::set_default_logger(spdlog::stderr_color_mt("cellar"));  // stdout: the READY line
   ::signal(SIGPIPE, SIG_IGN);
   if (auto st = cellar::SetLogLevel(log_level); !st.ok()) {

@@ -24,6 +24,7 @@
 #include "common/unique_fd.h"
 #include "mount/fuse_channel.h"
 #include "mount/fuse_kernel.h"
+#include "mount/fuse_stats.h"
 #include "mount/inode_table.h"
 #include "mount/session_state.h"
 
@@ -34,6 +35,7 @@ struct FsOptions {
   double entry_timeout = 1.0;   // seconds the kernel may cache a name
   double attr_timeout = 1.0;    // seconds the kernel may cache attributes
   size_t max_inode_fds = 8192;  // O_PATH fds held by the inode table (the rest by handle)
+  FuseStats* stats = nullptr;   // counts opens by how they are served; may be null
 };
 
 // One FUSE file handle (OPEN/CREATE .. RELEASE).

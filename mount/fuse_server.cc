@@ -39,6 +39,7 @@ SessionOptions SessionOptionsOf(const FuseConfig& config) {
   options.entry_timeout = config.entry_timeout;
   options.attr_timeout = config.attr_timeout;
   options.max_inode_fds = config.max_inode_fds;
+  options.stats = config.stats;
   return options;
 }
 

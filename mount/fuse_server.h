@@ -20,6 +20,7 @@
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "mount/fuse_fs.h"
+#include "mount/fuse_stats.h"
 
 namespace cellar::mount {
 
@@ -39,6 +40,9 @@ struct FuseConfig {
   // The fd holder's socket (see fd_holder.h); empty: none, and the connection dies
   // with this process.
   std::filesystem::path fd_holder;
+  // Where the serving threads count requests and opens (fuse_stats.h); null: nowhere.
+  // Owned by the caller, and must outlive the server.
+  FuseStats* stats = nullptr;
 };
 
 class FuseSession;

@@ -17,6 +17,8 @@
 namespace cellar::mount {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 constexpr size_t kInBufferSize = kMaxWrite + 64 * 1024;  // a full WRITE plus headers
 constexpr size_t kOutBufferSize = kMaxWrite + 4096;
 
@@ -115,6 +117,7 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Resume(FuseChannel channel,
   fs_options.entry_timeout = options.entry_timeout;
   fs_options.attr_timeout = options.attr_timeout;
   fs_options.max_inode_fds = options.max_inode_fds;
+  fs_options.stats = options.stats;
   if (options.passthrough != fs_options.passthrough) {
     SPDLOG_WARN("the live connection has passthrough {}; keeping it (a new mode needs a new mount)",
                 fs_options.passthrough ? "on" : "off");
@@ -215,6 +218,7 @@ Status FuseSession::Negotiate() {
   fs_options.entry_timeout = options_.entry_timeout;
   fs_options.attr_timeout = options_.attr_timeout;
   fs_options.max_inode_fds = options_.max_inode_fds;
+  fs_options.stats = options_.stats;
   fs_ = std::make_unique<FuseFs>(&channel_, fs_options, state_.get());
   return Status::Ok();
 }
@@ -327,7 +331,15 @@ void FuseSession::Dispatch(const FuseChannel& channel, const Request& req, Reply
     err = 0;
   } else if (opcode < kHandlers.size() && kHandlers[opcode] != nullptr) {
     fs_->AwaitRecovery(req);
+    // Timed from after the recovery wait: the histogram shows the cost of serving, and
+    // a takeover shows in the restart metrics instead.
+    const auto start = options_.stats ? Clock::now() : Clock::time_point{};
     err = kHandlers[opcode](*fs_, req, reply);  // each answers its own resends
+    if (options_.stats) {
+      options_.stats->RecordRequest(
+          opcode, std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start)
+                      .count());
+    }
   } else {
     err = ENOSYS;
   }

@@ -12,6 +12,7 @@
 #include "common/unique_fd.h"
 #include "mount/fuse_channel.h"
 #include "mount/fuse_fs.h"
+#include "mount/fuse_stats.h"
 #include "mount/session_state.h"
 
 namespace cellar::mount {
@@ -22,6 +23,7 @@ struct SessionOptions {
   double entry_timeout = 1.0;
   double attr_timeout = 1.0;
   size_t max_inode_fds = 8192;
+  FuseStats* stats = nullptr;  // counts every request and open when set
 };
 
 inline constexpr uint32_t kMaxWrite = 1 << 20;  // also max_read: 1 MiB requests

@@ -40,6 +40,9 @@ void StartOpen(FuseFs& fs, std::shared_ptr<Inode> inode, UniqueFd fd, uint32_t f
     }
   }
   if (!file->passthrough) out->open_flags |= FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES;
+  if (fs.options().stats && file->inode->type == S_IFREG) {
+    fs.options().stats->RecordOpen(file->passthrough);
+  }
   Volume& volume = *file->inode->volume;
   volume.open_files.fetch_add(1, std::memory_order_relaxed);
   if (file->writer) volume.open_writers.fetch_add(1, std::memory_order_relaxed);

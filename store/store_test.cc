@@ -127,7 +127,7 @@ TEST_F(StoreTest, EverythingSurvivesReopenWithData) {
   Volume a = MustCreate("a", 8 * kMiB);
   Volume b = MustCreate("b", 4 * kMiB);
   ASSERT_TRUE(store_->Resize(b.id, 6 * kMiB).ok());
-  ASSERT_TRUE(store_->AddPublication(a.id, {"/t/1", true, {"noexec"}, 1}).ok());
+  ASSERT_TRUE(store_->AddPublication(a.id, {"/t/1", true, {"noexec"}, 1, "", ""}).ok());
   { std::ofstream(store_->ArenaPath(a.id) / "file") << "payload"; }
   store_.reset();  // the process goes; arenas stay mounted
 
@@ -196,7 +196,8 @@ TEST_F(StoreTest, ManyChangesCompactAndReplay) {
   std::vector<std::string> kept;
   for (int i = 0; i < 300; ++i) {
     Volume v = MustCreate("v" + std::to_string(i), kMiB);
-    ASSERT_TRUE(store_->AddPublication(v.id, {"/t/" + std::to_string(i), false, {}, 1}).ok());
+    ASSERT_TRUE(
+        store_->AddPublication(v.id, {"/t/" + std::to_string(i), false, {}, 1, "", ""}).ok());
     if (i % 3 == 0) {
       ASSERT_TRUE(store_->RemovePublication(v.id, "/t/" + std::to_string(i)).ok());
       ASSERT_TRUE(store_->Delete(v.id).ok());

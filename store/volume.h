@@ -15,7 +15,16 @@ struct Publication {
   bool readonly = false;
   std::vector<std::string> mount_flags;
   int access_mode = 0;  // csi.v1 VolumeCapability.AccessMode.Mode
-  bool operator==(const Publication&) const = default;
+  // The pod it was published for, when the kubelet said (podInfoOnMount); for
+  // reports only. Empty in records journaled before it was kept.
+  std::string pod_namespace;
+  std::string pod_name;
+  // The same mount: the pod is not part of it (the target path already names the pod,
+  // and a record journaled without the pod must still match the kubelet's retry).
+  bool operator==(const Publication& o) const {
+    return target_path == o.target_path && readonly == o.readonly &&
+           mount_flags == o.mount_flags && access_mode == o.access_mode;
+  }
 };
 
 struct Volume {

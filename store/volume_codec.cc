@@ -39,6 +39,10 @@ YAML::Node EncodeVolume(const Volume& v) {
     pn["access_mode"] = p.access_mode;
     pn["flags"] = YAML::Node(YAML::NodeType::Sequence);
     for (const auto& f : p.mount_flags) pn["flags"].push_back(f);
+    if (!p.pod_name.empty()) {
+      pn["pod_namespace"] = p.pod_namespace;
+      pn["pod_name"] = p.pod_name;
+    }
     n["publications"].push_back(pn);
   }
   return n;
@@ -61,6 +65,10 @@ Volume DecodeVolume(const YAML::Node& n) {
     p.readonly = pn["readonly"].as<bool>();
     p.access_mode = pn["access_mode"].as<int>();
     for (const auto& f : pn["flags"]) p.mount_flags.push_back(f.as<std::string>());
+    if (pn["pod_name"]) {
+      p.pod_namespace = pn["pod_namespace"].as<std::string>("");
+      p.pod_name = pn["pod_name"].as<std::string>();
+    }
     v.publications[p.target_path] = p;
   }
   return v;

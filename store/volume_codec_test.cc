@@ -24,8 +24,9 @@ Volume FullVolume() {
   v.parameters["csi.storage.k8s.io/pvc/namespace"] = "ml-team";
   v.parameters["empty"] = "";
   v.parameters["yes"] = "no";  // YAML 1.1 booleans stay strings
-  Publication ro{"/var/lib/kubelet/pods/a b/volumes/x/mount", true, {"noexec", "nosuid"}, 3};
-  Publication rw{"/var/lib/kubelet/pods/c/volumes/y/mount", false, {}, 1};
+  Publication ro{"/var/lib/kubelet/pods/a b/volumes/x/mount", true, {"noexec", "nosuid"}, 3,
+                 "ml-team", "train-7f"};
+  Publication rw{"/var/lib/kubelet/pods/c/volumes/y/mount", false, {}, 1, "", ""};
   v.publications[ro.target_path] = ro;
   v.publications[rw.target_path] = rw;
   return v;
@@ -40,6 +41,13 @@ void ExpectSameVolume(const Volume& a, const Volume& b) {
   EXPECT_EQ(a.created_unix, b.created_unix);
   EXPECT_EQ(a.parameters, b.parameters);
   EXPECT_EQ(a.publications, b.publications);
+  // Publication's == leaves the pod out (it is not part of the mount); compare it here.
+  for (const auto& [target, p] : a.publications) {
+    auto it = b.publications.find(target);
+    if (it == b.publications.end()) continue;
+    EXPECT_EQ(p.pod_namespace, it->second.pod_namespace) << target;
+    EXPECT_EQ(p.pod_name, it->second.pod_name) << target;
+  }
 }
 
 TEST(VolumeCodecTest, PutRecordRoundTripsEveryField) {

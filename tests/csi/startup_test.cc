@@ -113,7 +113,8 @@ TEST(StartupTest, HelpListsEveryFlag) {
   std::string out;
   ASSERT_EQ(RunInPod(std::string(CELLAR_BINARY) + " node --help", &out), 0);
   for (const char* flag : {"--endpoint", "--node-id", "--state-dir", "--capacity",
-                           "--max-volumes", "--log-level", "--driver-name", "--no-passthrough"}) {
+                           "--max-volumes", "--log-level", "--driver-name", "--no-passthrough",
+                           "--log-format", "--metrics-address"}) {
     EXPECT_NE(out.find(flag), std::string::npos) << flag;
   }
 }

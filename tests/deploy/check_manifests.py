@@ -4,7 +4,11 @@ deployment and for a rendering with another namespace/name."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -718,6 +722,106 @@ def check_settings_documented() -> None:
     expect(sources == set(settings["data"]), f"settings {sorted(settings['data'])} vs replaced {sorted(sources)}")
 
 
+# ---------------------------------------------------------------- metrics
+
+MONITORING = DEPLOY / "kubernetes" / "components" / "monitoring"
+DASHBOARD = DEPLOY / "grafana" / "cellar-dashboard.json"
+
+
+def metrics_port(objs: list[dict]) -> int:
+    """The port of `cellar node --metrics-address`, which the deployment must set."""
+    ds = daemonset(objs)
+    flags = flag_values(expanded_args(container(ds, "cellar")))
+    address = flags.get("metrics-address")
+    expect(bool(address), "cellar node has no --metrics-address: /metrics is off")
+    port = address.rsplit(":", 1)[-1]
+    expect(port.isdigit(), f"--metrics-address={address} has no port")
+    return int(port)
+
+
+def check_metrics_endpoint(objs: list[dict]) -> None:
+    """/metrics is on, on a named container port, and the scrape annotations agree."""
+    ds = daemonset(objs)
+    port = metrics_port(objs)
+    ports = {p.get("name"): p for p in container(ds, "cellar").get("ports", [])}
+    expect("metrics" in ports and ports["metrics"]["containerPort"] == port,
+           f"the cellar container has no port named metrics = {port}: {ports}")
+    notes = ds["spec"]["template"]["metadata"].get("annotations", {})
+    expect(notes.get("prometheus.io/scrape") == "true", "pod annotation prometheus.io/scrape is not \"true\"")
+    expect(notes.get("prometheus.io/port") == str(port), f"prometheus.io/port {notes.get('prometheus.io/port')} != {port}")
+    expect(notes.get("prometheus.io/path") == "/metrics", "prometheus.io/path is not /metrics")
+
+
+def render_with_monitoring(ctx: Context, settings: Path) -> list[dict]:
+    """The deployment with `settings` plus the monitoring component, as an operator adds it."""
+    d = Path(tempfile.mkdtemp(prefix="monitoring.", dir=ctx.workdir))
+    shutil.copy(settings, d / "settings.yaml")
+    # kustomize takes other directories only by relative path.
+    base, identity, monitoring = (os.path.relpath(p, d) for p in (
+        DEPLOY / "kubernetes" / "base", DEPLOY / "kubernetes" / "components" / "identity", MONITORING))
+    (d / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n  - {base}\n  - settings.yaml\n"
+        f"components:\n  - {identity}\n  - {monitoring}\n")
+    return kustomize(d)
+
+
+def check_monitoring_component(ctx: Context, settings: Path, exp: dict) -> None:
+    """The optional component's Service selects the plugin pods and their metrics
+    port, its ServiceMonitor selects the Service, both in the deployment's namespace
+    with its name, for every rendering."""
+    objs = render_with_monitoring(ctx, settings)
+    ds = daemonset(objs)
+    svc = one(objs, "Service")
+    mon = one(objs, "ServiceMonitor")
+    for o in (svc, mon):
+        expect(o["metadata"]["namespace"] == exp["namespace"], f"{ident(o)} in namespace {o['metadata']['namespace']}")
+        expect(o["metadata"]["name"] == f"{exp['name']}-metrics", f"{ident(o)}: want {exp['name']}-metrics")
+    pod_labels = ds["spec"]["template"]["metadata"]["labels"]
+    expect(all(pod_labels.get(k) == v for k, v in svc["spec"]["selector"].items()),
+           f"Service selector {svc['spec']['selector']} does not select the plugin pods {pod_labels}")
+    expect(len(svc["spec"]["ports"]) == 1, f"Service ports {svc['spec']['ports']}: want one")
+    port = svc["spec"]["ports"][0]
+    expect(port["targetPort"] == "metrics" and port["port"] == metrics_port(objs),
+           f"Service port {port} is not the plugin's metrics port")
+    expect(all(svc["metadata"]["labels"].get(k) == v for k, v in mon["spec"]["selector"]["matchLabels"].items()),
+           "the ServiceMonitor does not select the Service")
+    expect([e["port"] for e in mon["spec"]["endpoints"]] == ["metrics"], "the ServiceMonitor scrapes another port")
+    # The CRD's schema is the operator's; the Service is validated like every object.
+    errors = schema_errors([("monitoring component", svc)])
+    expect(not errors, "\n".join(errors))
+
+
+def exported_metrics() -> set[str]:
+    """Every series name `cellar node` serves, from the names in csi/'s sources
+    (histograms also as _bucket, _sum and _count)."""
+    names = set()
+    for src in (REPO / "csi").glob("*.cc"):
+        if src.name.endswith("_test.cc"):
+            continue
+        names |= set(re.findall(r'"(cellar_[a-z_]+)"', src.read_text()))
+    for n in list(names):
+        if n.endswith("_seconds"):
+            names |= {n + "_bucket", n + "_sum", n + "_count"}
+    return names
+
+
+def check_dashboard() -> None:
+    """The Grafana dashboard parses, and asks only for series Cellar serves."""
+    dash = json.loads(DASHBOARD.read_text())
+    known = exported_metrics()
+    expect("cellar_node_used_bytes" in known, f"found no metric names in csi/: {sorted(known)}")
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    expect(len(exprs) >= 10, f"only {len(exprs)} queries in {DASHBOARD.name}")
+    for expr in exprs:
+        for name in re.findall(r"\b(cellar_[a-z_]+)", expr):
+            expect(name in known, f"{DASHBOARD.name} queries {name}, which cellar node does not serve")
+    for family in ["cellar_node_used_bytes", "cellar_volume_used_bytes", "cellar_csi_calls_total",
+                   "cellar_fuse_requests_total", "cellar_fuse_opens_total",
+                   "cellar_publications_connection_lost"]:
+        expect(any(family in e for e in exprs), f"{DASHBOARD.name} has no panel on {family}")
+
+
 # ------------------------------------------------------------- registration
 
 
@@ -759,6 +863,11 @@ def register(runner: Runner, ctx: Context) -> None:
         runner.check(f"contract {tag}: RBAC is exactly what the provisioner needs", check_rbac, objs)
         runner.check(f"contract {tag}: images pinned, cellar image for cellar/fd-holder/registrar, no "
                      "replaced sidecar", check_images, objs)
+        runner.check(f"contract {tag}: /metrics on, named port, scrape annotations agree", check_metrics_endpoint,
+                     objs)
+        settings = DEPLOY / "settings.yaml" if key == "default" else VINEYARD_OVERLAY / "settings.yaml"
+        runner.check(f"contract {tag}: monitoring component: Service and ServiceMonitor select the plugin's "
+                     "metrics", check_monitoring_component, ctx, settings, exp)
 
     if {"default", "vineyard"} <= ctx.renders.keys():
         runner.check("render.sh: committed vineyard overlay is current", check_overlay_is_current, ctx)
@@ -776,6 +885,7 @@ def register(runner: Runner, ctx: Context) -> None:
     runner.check("settings: every setting is replaced, settings never applied", check_settings_documented)
     runner.check("docs: Kubernetes >= 1.29, rollout and failure costs documented", check_requirements_documented)
     runner.check("schema: a broken manifest fails, naming object and field", check_broken_manifest_fails)
+    runner.check("grafana: the dashboard parses and queries only what cellar node serves", check_dashboard)
 
 
 def render_only(runner: Runner, ctx: Context) -> None:
