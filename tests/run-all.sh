@@ -53,6 +53,10 @@ run_suite python "${with_volume[@]}" --size 1Gi --env CELLAR_TEST_VOLUME -- bash
 # Again in the mode kernels without FUSE passthrough get (the arena, bind-mounted).
 run_suite python-direct "${with_volume[@]}" --size 1Gi --io-mode direct --env CELLAR_TEST_VOLUME \
   -- bash python/tests/run.sh
+# Again on the current PyPI releases of numpy, pandas and pyarrow (python/requirements-pypi.txt),
+# in a venv the script makes: what users who pip-install their stack have.
+run_suite python-pypi "${with_volume[@]}" --size 1Gi --env CELLAR_TEST_VOLUME \
+  -- bash python/tests/run-pypi.sh
 run_suite deploy "${with_volume[@]}" --size 512Mi --env CELLAR_VOLUME_DIR -- \
   bash tests/deploy/run.sh "$root/build/cellar"
 [ -f tests/e2e/run.sh ] && run_suite e2e bash tests/e2e/run.sh

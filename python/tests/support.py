@@ -13,8 +13,11 @@ PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(PYTHON_DIR)
 COMPAT_DIR = os.path.join(PYTHON_DIR, "compat")
 STEPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "steps")
-# Debian's interpreter, the one with python3-numpy and python3-pandas.
-PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+# The interpreter the tests start in subprocesses: Debian's, the one with python3-numpy
+# and python3-pandas, unless a runner names another (python/tests/run-pypi.sh names its
+# venv's, so that the subprocesses see the same numpy and pandas as the tests).
+PYTHON = (os.environ.get("CELLAR_TEST_PYTHON")
+          or ("/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable))
 
 # Test the checkout, never an installed copy.
 if sys.path[0] != PYTHON_DIR:

@@ -168,6 +168,25 @@ def check_failed_step_keeps_claim():
     assert_cleaned_up(run, before)
 
 
+def check_kfp_v1_compiles():
+    """examples/kfp-v1 compiled by kfp 1.8: its VolumeOp creates a claim of the Cellar
+    StorageClass, and every step mounts that claim at /vineyard. Static, so a wrong class
+    or path is named here rather than found as a pod stuck Pending in the run above."""
+    workflow = yaml.safe_load(sdk.compile_pipeline("kfp1", "kfp-v1"))
+    templates = {t["name"]: t for t in workflow["spec"]["templates"]}
+    creates = [t for t in templates.values() if t.get("resource", {}).get("action") == "create"]
+    assert len(creates) == 1, list(templates)
+    claim = yaml.safe_load(creates[0]["resource"]["manifest"])
+    assert claim["kind"] == "PersistentVolumeClaim", claim
+    assert claim["spec"]["storageClassName"] == "cellar-system.cellar.csi", claim["spec"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"], claim["spec"]
+    for name in ("prepare-data", "train", "test"):
+        mounts = templates[name]["container"]["volumeMounts"]
+        assert [m["mountPath"] for m in mounts] == ["/vineyard"], (name, mounts)
+        volume = next(v for v in templates[name]["volumes"] if v["name"] == mounts[0]["name"])
+        assert "create-vineyard" in volume["persistentVolumeClaim"]["claimName"], (name, volume)
+
+
 def check_kfp_v2_compiles():
     """examples/kfp-v2 compiled by the kfp 2 SDK: the claim, its class, and a mount at
     /vineyard in every step. Not run: KFP v2 needs its backend (see tests/cluster/README.md)."""
@@ -187,4 +206,4 @@ def check_kfp_v2_compiles():
 
 
 CHECKS = [check_argo_install, check_kfp_v1_pipeline, check_argo_example, check_kedro_workflow,
-          check_failed_step_keeps_claim, check_kfp_v2_compiles]
+          check_failed_step_keeps_claim, check_kfp_v1_compiles, check_kfp_v2_compiles]
