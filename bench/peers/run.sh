@@ -9,7 +9,7 @@
 # (tests/cluster/components/minio), both cached under $CELLAR_BENCH_CACHE keyed on their
 # pins; needs the build of build/cellar. Writes results.json, RESULTS.md and peers.png here.
 # PEERS_VOLUME_SIZE (default 10Gi) caps the Cellar volume: it must hold a frame and its
-# four pieces at the largest size (about 2x the size); with_volume.py asks the node for
+# four pieces at the largest size (about 2x the size); tests.support.with_volume asks the node for
 # twice that, which must stay below the machine's memory.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,8 +38,8 @@ if [ ! -x "$minio" ]; then
   mv "$minio.tmp" "$minio"
 fi
 
-"$python" "$root/tests/support/with_volume.py" --size "${PEERS_VOLUME_SIZE:-10Gi}" \
-  --env CELLAR_VOLUME_DIR -- "$venv/bin/python" "$here/run.py" --minio "$minio" "$@"
+(cd "$root" && "$python" -m tests.support.with_volume --size "${PEERS_VOLUME_SIZE:-10Gi}" \
+  --env CELLAR_VOLUME_DIR -- "$venv/bin/python" "$here/run.py" --minio "$minio" "$@")
 # Debian's python3 has matplotlib for the chart.
 "$python" "$here/run.py" --report-only
 echo "peers: wrote $here/RESULTS.md, $here/peers.png and $here/results.json"
