@@ -3,6 +3,10 @@
 # over tmpfs and rclone's memory remote, all measured in one run. Prints a table of MB/s
 # (and ops/s) with ratios against tmpfs and writes it to bench/fuse/RESULTS.md.
 #   bench/fuse/run.sh [BUILD_DIR]      (root; needs fio, bindfs; rclone optional)
+# COUNTERS=1 adds cellar-pt+n and cellar-fb+n: the same mounts with --count-requests, the
+# FUSE counters `cellar node` keeps for /metrics, so their cost shows in the same run.
+# ONLY="tmpfs cellar-pt ..." runs only those targets (tmpfs first: ratios are against it);
+# RESULTS=FILE writes the table there instead of RESULTS.md.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${1:-$HERE/../../build}
@@ -17,13 +21,16 @@ PIDS=()
 cleanup() {
   set +e
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  for m in "$W"/rclone "$W"/bindfs "$W"/mnt-pt "$W"/mnt-fb "$W"/arena-pt "$W"/arena-fb "$W"/tmpfs "$W"/bindsrc "$W"/rclone-cache; do
+  for m in "$W"/rclone "$W"/bindfs "$W"/mnt-pt "$W"/mnt-fb "$W"/mnt-ptn "$W"/mnt-fbn \
+           "$W"/arena-pt "$W"/arena-fb "$W"/arena-ptn "$W"/arena-fbn "$W"/tmpfs "$W"/bindsrc \
+           "$W"/rclone-cache; do
     mountpoint -q "$m" && umount -l "$m"
   done
   rm -rf "$W" "$DISK"
 }
 trap cleanup EXIT
 mkdir -p "$W"/{tmpfs,bindsrc,bindfs,arena-pt,arena-fb,mnt-pt,mnt-fb,rclone} "$DISK"
+mkdir -p "$W"/{arena-ptn,arena-fbn,mnt-ptn,mnt-fbn}
 g++ -O2 -std=c++20 -o "$W/fsbench" "$HERE/fsbench.cc" || exit 1
 FSB=$W/fsbench
 
@@ -45,6 +52,12 @@ start_cellar() {  # mnt arena extra-args...
 start_cellar "$W/mnt-pt" "$W/arena-pt" > "$W/pt.pid"
 start_cellar "$W/mnt-fb" "$W/arena-fb" --no-passthrough > "$W/fb.pid"
 PT_PID=$(cat "$W/pt.pid")
+if [[ ${COUNTERS:-0} == 1 ]]; then
+  mount -t tmpfs -o size=3g,inode32 tmpfs "$W/arena-ptn"
+  mount -t tmpfs -o size=3g,inode32 tmpfs "$W/arena-fbn"
+  start_cellar "$W/mnt-ptn" "$W/arena-ptn" --count-requests > /dev/null
+  start_cellar "$W/mnt-fbn" "$W/arena-fbn" --no-passthrough --count-requests > /dev/null
+fi
 bindfs "$W/bindsrc" "$W/bindfs"
 RCLONE=0
 if command -v rclone >/dev/null; then
@@ -60,6 +73,11 @@ declare -A DIRS=([tmpfs]=$W/tmpfs [cellar-pt]=$W/mnt-pt/vol-bench [cellar-fb]=$W
                  [disk]=$DISK [bindfs]=$W/bindfs)
 TARGETS=(tmpfs cellar-pt cellar-fb disk bindfs)
 if ((RCLONE)); then DIRS[rclone]=$W/rclone; TARGETS+=(rclone); fi
+if [[ ${COUNTERS:-0} == 1 ]]; then
+  DIRS[cellar-pt+n]=$W/mnt-ptn/vol-bench; DIRS[cellar-fb+n]=$W/mnt-fbn/vol-bench
+  TARGETS=(tmpfs cellar-pt cellar-pt+n cellar-fb cellar-fb+n "${TARGETS[@]:3}")
+fi
+if [[ -n ${ONLY:-} ]]; then read -r -a TARGETS <<< "$ONLY"; fi
 declare -A R
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
@@ -167,4 +185,4 @@ ratio() { [[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ && $2 -gt 0 ]] && /usr/bin/python3
   echo "mmap-read follows a drop of the page cache (the disk must be read cold); on this VM that"
   echo "drop slows 4 KiB mmap faults on tmpfs and Cellar alike (~2,300 -> ~400 MB/s) for a while,"
   echo "so compare that row's ratios, not its MB/s."
-} | tee "$HERE/RESULTS.md"
+} | tee "${RESULTS:-$HERE/RESULTS.md}"
