@@ -22,6 +22,7 @@ from tests.cluster.driver import (DRIVER, NODE, NODE_CAPACITY, STORAGE_CLASS, SY
 from tests.cluster.kube import kubectl
 from tests.cluster.pipelines import checks as pipeline_checks
 from tests.lib.checks import Runner
+from tests.lib.sizes import parse_size
 
 TEST_NS = "cellar-test"
 ROOT = w.ROOT
@@ -85,7 +86,7 @@ def check_claim_binds_on_first_consumer():
     assert pvc["status"]["phase"] == "Pending", pvc["status"]
     assert any("WaitForFirstConsumer" in e for e in kube.events_for(
         "PersistentVolumeClaim", "data", TEST_NS)), "no WaitForFirstConsumer event"
-    run_step("prepare", "data", "prepare", "--size", "128M")
+    run_step("prepare", "data", "prepare", "--size", str(parse_size("128Mi")))
     pvc = kube.get("pvc", "data", TEST_NS)
     assert pvc["status"]["phase"] == "Bound", pvc["status"]
     pv = kube.get("pv", pvc["spec"]["volumeName"])
@@ -145,7 +146,7 @@ def check_second_rendering():
             "--timeout=300s", timeout=320)
     sc = "vineyard-system.vineyardd-sample.csi"
     kube.apply(w.dump(w.claim("vdata", TEST_NS, sc, "256Mi")))
-    run_step("v-prepare", "vdata", "prepare", "--size", "32M")
+    run_step("v-prepare", "vdata", "prepare", "--size", str(parse_size("32Mi")))
     run_step("v-verify", "vdata", "verify")
     pv = kube.get("pvc", "vdata", TEST_NS)["spec"]["volumeName"]
     assert kube.get("pv", pv)["spec"]["csi"]["driver"] == \

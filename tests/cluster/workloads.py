@@ -68,7 +68,7 @@ def step_job(name: str, ns: str, claim_name: str, step: str, *args: str) -> dict
 def inline_pod(name: str, ns: str, driver: str, size: str) -> dict:
     """A pod with a CSI inline (ephemeral) volume that runs the three steps in turn."""
     script = ("set -e; for s in prepare train test; do "
-              "python3 /steps/pipeline_steps.py $s --data-dir /vineyard --size 32M; done")
+              f"python3 /steps/pipeline_steps.py $s --data-dir /vineyard --size {32 << 20}; done")
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
             "spec": {"restartPolicy": "Never", "securityContext": NONROOT,
                      "containers": [_container("steps", ["sh", "-c", script])],
