@@ -104,27 +104,90 @@ def dump(obj, path, *, buffer_checksums=False, fsync=False):
 
 
 def _pickle(obj, buffers):
-    """The protocol-5 stream of ``obj``; its out-of-band buffers are appended to
-    ``buffers``."""
+    """The protocol-5 stream of ``obj``; its out-of-band buffers (memoryviews, or
+    ``_Strided`` arrays) are appended to ``buffers``."""
     out = io.BytesIO()
-    _Pickler(out, protocol=5, buffer_callback=_collector(buffers)).dump(obj)
+    strided = {}
+    _Pickler(out, strided, protocol=5, buffer_callback=_collector(buffers, strided)).dump(obj)
     return out.getbuffer()
 
 
 class _Pickler(pickle.Pickler):
     """Also sends out of band the numpy arrays that numpy itself copies into the stream:
     datetime64/timedelta64 ones (pandas' datetime columns) and non-contiguous ones.
-    Arrays are recognised by type name, so numpy is only imported where it is in use."""
+    Arrays are recognised by type name, so numpy is only imported where it is in use.
+
+    A non-contiguous array is not copied here: pandas' row slices of a frame (a split into
+    train and test) are such arrays, and a C-order copy of each would double the memory
+    and the time of the dump. It goes out of band as a placeholder of its length that
+    ``_collector`` swaps for a ``_Strided``, which is written from the array's own memory."""
+
+    def __init__(self, out, strided, **kwargs):
+        super().__init__(out, **kwargs)
+        self._strided = strided  # id(placeholder) -> (placeholder, _Strided)
 
     def reducer_override(self, obj):
+        if _is_pandas_block(obj):
+            # pandas 3's Block.__reduce_ex__ copies non-contiguous values into C order
+            # first (a row slice of a frame is such a block); its __reduce__ does not,
+            # and the values then come here as the arrays they are.
+            return obj.__reduce__()
         if not _numpy_copies_in_band(obj):
             return NotImplemented
         contiguous = obj.flags.c_contiguous or obj.flags.f_contiguous
         order = "F" if obj.flags.f_contiguous and not obj.flags.c_contiguous else "C"
-        data = obj if contiguous else obj.copy(order="C")
-        if obj.dtype.kind in "mM":
-            data = data.view("u8")  # datetimes export no buffer; the bytes are the same
-        return _rebuild_ndarray, (pickle.PickleBuffer(data), obj.dtype, obj.shape, order)
+        data = obj.view("u8") if obj.dtype.kind in "mM" else obj  # datetimes export no buffer
+        if contiguous:
+            return _rebuild_ndarray, (pickle.PickleBuffer(data), obj.dtype, obj.shape, order)
+        # A read-only private anonymous mapping: its length costs no memory, not even
+        # commit charge, and it is never read.
+        placeholder = mmap.mmap(-1, data.nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+        self._strided[id(placeholder)] = (placeholder, _Strided(data))
+        return _rebuild_ndarray, (pickle.PickleBuffer(placeholder), obj.dtype, obj.shape, "C")
+
+
+class _Strided:
+    """A non-contiguous numpy array as one buffer of the file: its bytes in C order, taken
+    from the array's memory run by run. Runs are the largest C-contiguous sub-arrays got
+    by fixing leading indexes (a row of a pandas block); where those would be small, rows
+    along the first axis are gathered through a scratch copy of a few MiB instead."""
+
+    _MIN_RUN = 64 << 10
+    _SCRATCH = 8 << 20
+
+    def __init__(self, array):
+        self._array = array
+        self._length = array.nbytes
+
+    def __len__(self):
+        return self._length
+
+    def runs(self):
+        """Memoryviews of the array's bytes in C order, one after another."""
+        import numpy
+
+        a = self._array
+        fixed = 0
+        while fixed < a.ndim and not a[(0,) * fixed].flags.c_contiguous:
+            fixed += 1
+        run_bytes = a[(0,) * fixed].nbytes if fixed < a.ndim else a.itemsize
+        if fixed < a.ndim and run_bytes >= self._MIN_RUN:
+            for index in numpy.ndindex(*a.shape[:fixed]):
+                yield memoryview(a[index].reshape(-1)).cast("B")
+            return
+        rows = max(1, self._SCRATCH // max(1, a.nbytes // a.shape[0]))
+        for start in range(0, a.shape[0], rows):
+            yield memoryview(numpy.ascontiguousarray(a[start:start + rows]).reshape(-1)).cast("B")
+
+def _is_pandas_block(obj):
+    cls = type(obj)
+    return (cls.__module__ == "pandas.core.internals.blocks" and cls.__name__.endswith("Block")
+            and "__reduce_ex__" in _defining_class(cls, "__reduce_ex__").__dict__
+            and _defining_class(cls, "__reduce__") is not object)
+
+
+def _defining_class(cls, name):
+    return next(c for c in cls.__mro__ if name in c.__dict__)
 
 
 def _numpy_copies_in_band(obj):
@@ -147,15 +210,17 @@ def _rebuild_ndarray(buffer, dtype, shape, order):
     return numpy.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
 
 
-def _collector(buffers):
-    """The pickler's buffer_callback: keep contiguous buffers out of band."""
+def _collector(buffers, strided):
+    """The pickler's buffer_callback: keep contiguous buffers out of band, and put the
+    ``_Strided`` array in the place of its placeholder."""
 
     def collect(pickle_buffer):
         try:
             raw = pickle_buffer.raw()
         except BufferError:
             return True  # not contiguous: let pickle copy it into the stream
-        buffers.append(raw)
+        entry = strided.get(id(raw.obj))
+        buffers.append(entry[1] if entry is not None and entry[0] is raw.obj else raw)
         return False
 
     return collect
@@ -197,11 +262,24 @@ def _checksum(header, stream):
 
 
 def _pwrite_all(fd, data, offset):
-    """Write all of ``data`` at ``offset``: one write(2) stops short of 2 GiB."""
-    view = memoryview(data).cast("B")
-    done = 0
-    while done < len(view):
-        done += os.pwrite(fd, view[done:], offset + done)
+    """Write all of ``data`` (bytes-like, or a ``_Strided``) at ``offset``: one write(2)
+    stops short of 2 GiB."""
+    for view in _pieces(data):
+        done = 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], offset + done)
+        offset += len(view)
+
+
+def _pieces(data):
+    return data.runs() if isinstance(data, _Strided) else (memoryview(data).cast("B"),)
+
+
+def _crc32(data):
+    crc = 0
+    for view in _pieces(data):
+        crc = zlib.crc32(view, crc)
+    return crc
 
 
 class _Checksummer:
@@ -223,7 +301,7 @@ class _Checksummer:
             self._run()
 
     def _run(self):
-        self._crcs = [zlib.crc32(b) for b in self._buffers]
+        self._crcs = [_crc32(b) for b in self._buffers]
 
     def result(self):
         if self._thread is not None:

@@ -183,5 +183,33 @@ class PageCacheOnVolume(unittest.TestCase):
         return grown
 
 
+class DumpMakesNoCopy(support.TempDirTest):
+    """dump writes non-contiguous data from its own memory: no C-order copy of it is made
+    in the writer (numpy's allocations are traced by tracemalloc)."""
+
+    def peak_allocated_by_dump(self, obj):
+        import tracemalloc
+        tracemalloc.start()
+        try:
+            cellar.dump(obj, self.path())
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def test_row_slice_of_an_array(self):
+        table = np.arange(8 * (1 << 19), dtype=np.float64).reshape(8, 1 << 19)  # 32 MiB
+        self.assertLess(self.peak_allocated_by_dump(table[:, 10:]), 2 * MIB)
+
+    def test_row_slice_of_a_frame(self):
+        """A train/test split of a frame: pandas keeps the pieces as views of the frame's
+        blocks; pandas 3's own pickling would copy them into C order first."""
+        frame = large_frame(32 * MIB)
+        cut = len(frame) * 4 // 5
+        for piece in (frame.iloc[:cut], frame.iloc[cut:]):
+            with self.subTest(rows=len(piece)):
+                self.assertLess(self.peak_allocated_by_dump(piece), 2 * MIB)
+                pd.testing.assert_frame_equal(cellar.load(self.path()), piece)
+
+
 if __name__ == "__main__":
     unittest.main()
