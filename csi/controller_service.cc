@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/size.h"
+#include "csi/handler_steps.h"
 #include "csi/validation.h"
 #include "store/volume.h"
 
@@ -60,10 +61,50 @@ void ControllerService::FillStatus(const store::Volume& v,
 
 grpc::Status ControllerService::CreateVolume(grpc::ServerContext*, const CreateVolumeRequest* req,
                                              CreateVolumeResponse* resp) {
-  return ToGrpc(DoCreate(*req, resp));
+  return ToGrpc(DoCreateVolume(*req, resp));
 }
 
-Status ControllerService::DoCreate(const CreateVolumeRequest& req, CreateVolumeResponse* resp) {
+grpc::Status ControllerService::DeleteVolume(grpc::ServerContext*, const DeleteVolumeRequest* req,
+                                             DeleteVolumeResponse* resp) {
+  return ToGrpc(DoDeleteVolume(*req, resp));
+}
+
+grpc::Status ControllerService::ValidateVolumeCapabilities(
+    grpc::ServerContext*, const ValidateVolumeCapabilitiesRequest* req,
+    ValidateVolumeCapabilitiesResponse* resp) {
+  return ToGrpc(DoValidateVolumeCapabilities(*req, resp));
+}
+
+grpc::Status ControllerService::ListVolumes(grpc::ServerContext*, const ListVolumesRequest* req,
+                                            ListVolumesResponse* resp) {
+  return ToGrpc(DoListVolumes(*req, resp));
+}
+
+grpc::Status ControllerService::GetCapacity(grpc::ServerContext*, const GetCapacityRequest* req,
+                                            GetCapacityResponse* resp) {
+  return ToGrpc(DoGetCapacity(*req, resp));
+}
+
+grpc::Status ControllerService::ControllerGetCapabilities(
+    grpc::ServerContext*, const ControllerGetCapabilitiesRequest* req,
+    ControllerGetCapabilitiesResponse* resp) {
+  return ToGrpc(DoControllerGetCapabilities(*req, resp));
+}
+
+grpc::Status ControllerService::ControllerExpandVolume(grpc::ServerContext*,
+                                                       const ControllerExpandVolumeRequest* req,
+                                                       ControllerExpandVolumeResponse* resp) {
+  return ToGrpc(DoControllerExpandVolume(*req, resp));
+}
+
+grpc::Status ControllerService::ControllerGetVolume(grpc::ServerContext*,
+                                                    const ControllerGetVolumeRequest* req,
+                                                    ControllerGetVolumeResponse* resp) {
+  return ToGrpc(DoControllerGetVolume(*req, resp));
+}
+
+Status ControllerService::DoCreateVolume(const CreateVolumeRequest& req,
+                                         CreateVolumeResponse* resp) {
   if (req.name().empty()) return InvalidArgument("CreateVolume: name is empty");
   std::string what = fmt::format("volume \"{}\"", req.name());
   RETURN_IF_ERROR(CheckCapabilities(req.volume_capabilities(), what));
@@ -96,85 +137,71 @@ Status ControllerService::DoCreate(const CreateVolumeRequest& req, CreateVolumeR
     return Status::Ok();
   }
   ASSIGN_OR_RETURN(store::Volume v,
-                   ctx_.store.Create({req.name(), capacity, false, std::move(recorded)}));
-  Status attached = ctx_.source.Attach(v);
-  if (!attached.ok()) {
-    (void)ctx_.store.Delete(v.id);
-    return attached.WithContext(what);
-  }
+                   CreateAttached(ctx_, {req.name(), capacity, false, std::move(recorded)}, what));
   spdlog::info("created volume {} \"{}\" of {}", v.id, v.name, FormatSize(v.capacity_bytes));
   FillVolume(v, resp->mutable_volume());
   return Status::Ok();
 }
 
-grpc::Status ControllerService::DeleteVolume(grpc::ServerContext*, const DeleteVolumeRequest* req,
-                                             DeleteVolumeResponse*) {
-  const std::string& id = req->volume_id();
-  if (id.empty()) return ToGrpc(InvalidArgument("DeleteVolume: volume_id is empty"));
+Status ControllerService::DoDeleteVolume(const DeleteVolumeRequest& req, DeleteVolumeResponse*) {
+  const std::string& id = req.volume_id();
+  RETURN_IF_ERROR(RequireVolumeId("DeleteVolume", id));
   // The spec makes deletion idempotent: a volume that does not exist is deleted.
-  if (!store::IsVolumeId(id)) return grpc::Status::OK;
+  if (!store::IsVolumeId(id)) return Status::Ok();
   LockSet::Guard guard(ctx_.volume_locks, id);
   auto v = ctx_.store.Get(id);
-  if (!v.ok()) return grpc::Status::OK;
+  if (!v.ok()) return Status::Ok();
   if (!v->publications.empty()) {
-    return ToGrpc(Error(Code::kFailedPrecondition,
-                        "volume {}: still published at {} (unpublish it first)", id,
-                        v->publications.begin()->first));
+    return Error(Code::kFailedPrecondition, "volume {}: still published at {} (unpublish it first)",
+                 id, v->publications.begin()->first);
   }
-  Status st = ctx_.source.Detach(id);
-  if (!st.ok()) return ToGrpc(st.WithContext(fmt::format("volume {}", id)));
-  st = ctx_.store.Delete(id);
-  if (st.ok()) spdlog::info("deleted volume {} \"{}\", {} returned", id, v->name,
-                            FormatSize(v->capacity_bytes));
-  return ToGrpc(st);
+  RETURN_IF_ERROR(ctx_.source.Detach(id).WithContext(fmt::format("volume {}", id)));
+  RETURN_IF_ERROR(ctx_.store.Delete(id));
+  spdlog::info("deleted volume {} \"{}\", {} returned", id, v->name,
+               FormatSize(v->capacity_bytes));
+  return Status::Ok();
 }
 
-grpc::Status ControllerService::ValidateVolumeCapabilities(
-    grpc::ServerContext*, const ValidateVolumeCapabilitiesRequest* req,
-    ValidateVolumeCapabilitiesResponse* resp) {
-  const std::string& id = req->volume_id();
-  if (id.empty()) return ToGrpc(InvalidArgument("ValidateVolumeCapabilities: volume_id is empty"));
-  if (req->volume_capabilities().empty()) {
-    return ToGrpc(Error(Code::kInvalidArgument, "volume {}: volume_capabilities is empty", id));
+Status ControllerService::DoValidateVolumeCapabilities(const ValidateVolumeCapabilitiesRequest& req,
+                                                       ValidateVolumeCapabilitiesResponse* resp) {
+  const std::string& id = req.volume_id();
+  RETURN_IF_ERROR(RequireVolumeId("ValidateVolumeCapabilities", id));
+  if (req.volume_capabilities().empty()) {
+    return Error(Code::kInvalidArgument, "volume {}: volume_capabilities is empty", id);
   }
-  if (!store::IsVolumeId(id)) {
-    return ToGrpc(Error(Code::kNotFound, "volume \"{}\" does not exist (not a Cellar volume id)", id));
-  }
-  auto v = ctx_.store.Get(id);
-  if (!v.ok()) return ToGrpc(v.status());
+  ASSIGN_OR_RETURN(store::Volume v, GetCellarVolume(ctx_.store, id));
   std::string what = fmt::format("volume {}", id);
-  Status st = CheckCapabilities(req->volume_capabilities(), what);
+  Status st = CheckCapabilities(req.volume_capabilities(), what);
   if (st.ok()) {
-    auto recorded = CheckParameters(req->parameters(), what);
+    auto recorded = CheckParameters(req.parameters(), what);
     st = recorded.status();
-    if (st.ok() && !req->parameters().empty() && *recorded != v->parameters) {
+    if (st.ok() && !req.parameters().empty() && *recorded != v.parameters) {
       st = Error(Code::kInvalidArgument, "{}: parameters differ from those it was created with", what);
     }
   }
   if (!st.ok()) {
     resp->set_message(st.message());  // unconfirmed, with the reason
-    return grpc::Status::OK;
+    return Status::Ok();
   }
   auto* confirmed = resp->mutable_confirmed();
-  *confirmed->mutable_volume_capabilities() = req->volume_capabilities();
-  *confirmed->mutable_volume_context() = req->volume_context();
-  *confirmed->mutable_parameters() = req->parameters();
-  return grpc::Status::OK;
+  *confirmed->mutable_volume_capabilities() = req.volume_capabilities();
+  *confirmed->mutable_volume_context() = req.volume_context();
+  *confirmed->mutable_parameters() = req.parameters();
+  return Status::Ok();
 }
 
-grpc::Status ControllerService::ListVolumes(grpc::ServerContext*, const ListVolumesRequest* req,
-                                            ListVolumesResponse* resp) {
-  if (req->max_entries() < 0) {
-    return ToGrpc(InvalidArgument("ListVolumes: max_entries must not be negative"));
+Status ControllerService::DoListVolumes(const ListVolumesRequest& req, ListVolumesResponse* resp) {
+  if (req.max_entries() < 0) {
+    return InvalidArgument("ListVolumes: max_entries must not be negative");
   }
   // The token is the id to resume from. Resuming at the first id >= token keeps paging
   // correct when volumes are deleted between pages.
-  const std::string& token = req->starting_token();
+  const std::string& token = req.starting_token();
   if (!token.empty() && !store::IsVolumeId(token)) {
-    return ToGrpc(Error(Code::kAborted, "ListVolumes: starting_token \"{}\" is not valid", token));
+    return Error(Code::kAborted, "ListVolumes: starting_token \"{}\" is not valid", token);
   }
   auto volumes = ctx_.store.List();
-  size_t limit = req->max_entries() > 0 ? static_cast<size_t>(req->max_entries()) : volumes.size();
+  size_t limit = req.max_entries() > 0 ? static_cast<size_t>(req.max_entries()) : volumes.size();
   for (const auto& v : volumes) {
     if (!token.empty() && v.id < token) continue;
     if (static_cast<size_t>(resp->entries_size()) == limit) {
@@ -186,19 +213,18 @@ grpc::Status ControllerService::ListVolumes(grpc::ServerContext*, const ListVolu
     if (!v.publications.empty()) entry->mutable_status()->add_published_node_ids(ctx_.config.node_id);
     FillCondition(ctx_.store, v.id, entry->mutable_status());
   }
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
-grpc::Status ControllerService::GetCapacity(grpc::ServerContext*, const GetCapacityRequest* req,
-                                            GetCapacityResponse* resp) {
-  if (req->has_accessible_topology() && !IsThisNode(req->accessible_topology())) {
+Status ControllerService::DoGetCapacity(const GetCapacityRequest& req, GetCapacityResponse* resp) {
+  if (req.has_accessible_topology() && !IsThisNode(req.accessible_topology())) {
     resp->set_available_capacity(0);  // another node's segment: not ours to give
-    return grpc::Status::OK;
+    return Status::Ok();
   }
-  for (const auto& cap : req->volume_capabilities()) {
+  for (const auto& cap : req.volume_capabilities()) {
     if (!CheckCapability(cap, "GetCapacity").ok()) {
       resp->set_available_capacity(0);
-      return grpc::Status::OK;
+      return Status::Ok();
     }
   }
   // StorageClass parameters are not checked here but in CreateVolume. An error here
@@ -210,12 +236,11 @@ grpc::Status ControllerService::GetCapacity(grpc::ServerContext*, const GetCapac
   resp->set_available_capacity(static_cast<int64_t>(c.available_bytes));
   resp->mutable_maximum_volume_size()->set_value(static_cast<int64_t>(c.available_bytes));
   resp->mutable_minimum_volume_size()->set_value(static_cast<int64_t>(kMinVolumeBytes));
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
-grpc::Status ControllerService::ControllerGetCapabilities(
-    grpc::ServerContext*, const ControllerGetCapabilitiesRequest*,
-    ControllerGetCapabilitiesResponse* resp) {
+Status ControllerService::DoControllerGetCapabilities(const ControllerGetCapabilitiesRequest&,
+                                                      ControllerGetCapabilitiesResponse* resp) {
   for (auto type : {ControllerServiceCapability::RPC::CREATE_DELETE_VOLUME,
                     ControllerServiceCapability::RPC::GET_CAPACITY,
                     ControllerServiceCapability::RPC::LIST_VOLUMES,
@@ -226,49 +251,36 @@ grpc::Status ControllerService::ControllerGetCapabilities(
                     ControllerServiceCapability::RPC::SINGLE_NODE_MULTI_WRITER}) {
     resp->add_capabilities()->mutable_rpc()->set_type(type);
   }
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
-grpc::Status ControllerService::ControllerExpandVolume(grpc::ServerContext*,
-                                                       const ControllerExpandVolumeRequest* req,
-                                                       ControllerExpandVolumeResponse* resp) {
-  const std::string& id = req->volume_id();
-  if (id.empty()) return ToGrpc(InvalidArgument("ControllerExpandVolume: volume_id is empty"));
+Status ControllerService::DoControllerExpandVolume(const ControllerExpandVolumeRequest& req,
+                                                   ControllerExpandVolumeResponse* resp) {
+  const std::string& id = req.volume_id();
+  RETURN_IF_ERROR(RequireVolumeId("ControllerExpandVolume", id));
   std::string what = fmt::format("volume {}", id);
-  if (!req->has_capacity_range()) {
-    return ToGrpc(Error(Code::kInvalidArgument, "{}: capacity_range is missing", what));
+  if (!req.has_capacity_range()) {
+    return Error(Code::kInvalidArgument, "{}: capacity_range is missing", what);
   }
-  if (req->has_volume_capability()) {
-    Status st = CheckCapability(req->volume_capability(), what);
-    if (!st.ok()) return ToGrpc(st);
-  }
-  if (!store::IsVolumeId(id)) {
-    return ToGrpc(Error(Code::kNotFound, "volume \"{}\" does not exist (not a Cellar volume id)", id));
-  }
-  auto capacity = CapacityFor(req->capacity_range(), what);
-  if (!capacity.ok()) return ToGrpc(capacity.status());
+  if (req.has_volume_capability()) RETURN_IF_ERROR(CheckCapability(req.volume_capability(), what));
+  RETURN_IF_ERROR(RequireCellarId(id));
+  ASSIGN_OR_RETURN(uint64_t capacity, CapacityFor(req.capacity_range(), what));
   LockSet::Guard guard(ctx_.volume_locks, id);
-  auto v = ctx_.store.Resize(id, *capacity);
-  if (!v.ok()) return ToGrpc(v.status());
-  resp->set_capacity_bytes(static_cast<int64_t>(v->capacity_bytes));
+  ASSIGN_OR_RETURN(store::Volume v, ctx_.store.Resize(id, capacity));
+  resp->set_capacity_bytes(static_cast<int64_t>(v.capacity_bytes));
   // The arena was resized here, on the node; nothing is left for NodeExpandVolume.
   resp->set_node_expansion_required(false);
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
-grpc::Status ControllerService::ControllerGetVolume(grpc::ServerContext*,
-                                                    const ControllerGetVolumeRequest* req,
-                                                    ControllerGetVolumeResponse* resp) {
-  const std::string& id = req->volume_id();
-  if (id.empty()) return ToGrpc(InvalidArgument("ControllerGetVolume: volume_id is empty"));
-  if (!store::IsVolumeId(id)) {
-    return ToGrpc(Error(Code::kNotFound, "volume \"{}\" does not exist (not a Cellar volume id)", id));
-  }
-  auto v = ctx_.store.Get(id);
-  if (!v.ok()) return ToGrpc(v.status());
-  FillVolume(*v, resp->mutable_volume());
-  FillStatus(*v, resp->mutable_status());
-  return grpc::Status::OK;
+Status ControllerService::DoControllerGetVolume(const ControllerGetVolumeRequest& req,
+                                                ControllerGetVolumeResponse* resp) {
+  const std::string& id = req.volume_id();
+  RETURN_IF_ERROR(RequireVolumeId("ControllerGetVolume", id));
+  ASSIGN_OR_RETURN(store::Volume v, GetCellarVolume(ctx_.store, id));
+  FillVolume(v, resp->mutable_volume());
+  FillStatus(v, resp->mutable_status());
+  return Status::Ok();
 }
 
 }  // namespace cellar::csi

@@ -34,7 +34,23 @@ class ControllerService final : public ::csi::v1::Controller::Service {
                                    ::csi::v1::ControllerGetVolumeResponse*) override;
 
  private:
-  Status DoCreate(const ::csi::v1::CreateVolumeRequest& req, ::csi::v1::CreateVolumeResponse* resp);
+  // One per RPC; the RPC converts the Status with ToGrpc. Public RPCs above stay thin.
+  Status DoCreateVolume(const ::csi::v1::CreateVolumeRequest& req,
+                        ::csi::v1::CreateVolumeResponse* resp);
+  Status DoDeleteVolume(const ::csi::v1::DeleteVolumeRequest& req,
+                        ::csi::v1::DeleteVolumeResponse* resp);
+  Status DoValidateVolumeCapabilities(const ::csi::v1::ValidateVolumeCapabilitiesRequest& req,
+                                      ::csi::v1::ValidateVolumeCapabilitiesResponse* resp);
+  Status DoListVolumes(const ::csi::v1::ListVolumesRequest& req,
+                       ::csi::v1::ListVolumesResponse* resp);
+  Status DoGetCapacity(const ::csi::v1::GetCapacityRequest& req,
+                       ::csi::v1::GetCapacityResponse* resp);
+  Status DoControllerGetCapabilities(const ::csi::v1::ControllerGetCapabilitiesRequest& req,
+                                     ::csi::v1::ControllerGetCapabilitiesResponse* resp);
+  Status DoControllerExpandVolume(const ::csi::v1::ControllerExpandVolumeRequest& req,
+                                  ::csi::v1::ControllerExpandVolumeResponse* resp);
+  Status DoControllerGetVolume(const ::csi::v1::ControllerGetVolumeRequest& req,
+                               ::csi::v1::ControllerGetVolumeResponse* resp);
   Status CheckTopology(const ::csi::v1::TopologyRequirement& req, const std::string& what) const;
   bool IsThisNode(const ::csi::v1::Topology& topology) const;
   void FillVolume(const store::Volume& v, ::csi::v1::Volume* out) const;

@@ -19,6 +19,13 @@ class IdentityService final : public ::csi::v1::Identity::Service {
                      ::csi::v1::ProbeResponse*) override;
 
  private:
+  // One per RPC; the RPC converts the Status with ToGrpc.
+  Status DoGetPluginInfo(const ::csi::v1::GetPluginInfoRequest& req,
+                         ::csi::v1::GetPluginInfoResponse* resp);
+  Status DoGetPluginCapabilities(const ::csi::v1::GetPluginCapabilitiesRequest& req,
+                                 ::csi::v1::GetPluginCapabilitiesResponse* resp);
+  Status DoProbe(const ::csi::v1::ProbeRequest& req, ::csi::v1::ProbeResponse* resp);
+
   DriverContext& ctx_;
 };
 

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/size.h"
+#include "csi/handler_steps.h"
 #include "csi/mounter.h"
 #include "csi/validation.h"
 
@@ -47,25 +48,49 @@ Result<store::Volume> NodeService::CreateEphemeral(const NodePublishVolumeReques
   range.set_required_bytes(static_cast<int64_t>(std::min<uint64_t>(size, INT64_MAX)));
   ASSIGN_OR_RETURN(uint64_t capacity, CapacityFor(range, what));
   if (auto existing = ctx_.store.FindByName(handle)) return *existing;
-  ASSIGN_OR_RETURN(store::Volume v, ctx_.store.Create({handle, capacity, true, recorded}));
-  Status attached = ctx_.source.Attach(v);
-  if (!attached.ok()) {
-    (void)ctx_.store.Delete(v.id);
-    return attached.WithContext(what);
-  }
+  ASSIGN_OR_RETURN(store::Volume v, CreateAttached(ctx_, {handle, capacity, true, recorded}, what));
   spdlog::info("created inline volume {} for {} of {}", v.id, handle, FormatSize(capacity));
   return v;
 }
 
 grpc::Status NodeService::NodePublishVolume(grpc::ServerContext*,
                                             const NodePublishVolumeRequest* req,
-                                            NodePublishVolumeResponse*) {
-  return ToGrpc(DoPublish(*req));
+                                            NodePublishVolumeResponse* resp) {
+  return ToGrpc(DoNodePublishVolume(*req, resp));
 }
 
-Status NodeService::DoPublish(const NodePublishVolumeRequest& req) {
+grpc::Status NodeService::NodeUnpublishVolume(grpc::ServerContext*,
+                                              const NodeUnpublishVolumeRequest* req,
+                                              NodeUnpublishVolumeResponse* resp) {
+  return ToGrpc(DoNodeUnpublishVolume(*req, resp));
+}
+
+grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*,
+                                             const NodeGetVolumeStatsRequest* req,
+                                             NodeGetVolumeStatsResponse* resp) {
+  return ToGrpc(DoNodeGetVolumeStats(*req, resp));
+}
+
+grpc::Status NodeService::NodeExpandVolume(grpc::ServerContext*, const NodeExpandVolumeRequest* req,
+                                           NodeExpandVolumeResponse* resp) {
+  return ToGrpc(DoNodeExpandVolume(*req, resp));
+}
+
+grpc::Status NodeService::NodeGetCapabilities(grpc::ServerContext*,
+                                              const NodeGetCapabilitiesRequest* req,
+                                              NodeGetCapabilitiesResponse* resp) {
+  return ToGrpc(DoNodeGetCapabilities(*req, resp));
+}
+
+grpc::Status NodeService::NodeGetInfo(grpc::ServerContext*, const NodeGetInfoRequest* req,
+                                      NodeGetInfoResponse* resp) {
+  return ToGrpc(DoNodeGetInfo(*req, resp));
+}
+
+Status NodeService::DoNodePublishVolume(const NodePublishVolumeRequest& req,
+                                        NodePublishVolumeResponse*) {
   const std::string& handle = req.volume_id();
-  if (handle.empty()) return InvalidArgument("NodePublishVolume: volume_id is empty");
+  RETURN_IF_ERROR(RequireVolumeId("NodePublishVolume", handle));
   std::string what = fmt::format("volume {}", handle);
   RETURN_IF_ERROR(CheckTargetPath(req.target_path(), what + ": target_path"));
   if (!req.has_volume_capability()) {
@@ -146,24 +171,13 @@ Status NodeService::DoPublish(const NodePublishVolumeRequest& req) {
       }
     }
   }
-  RETURN_IF_ERROR(BindMount(source, pub.target_path, pub.readonly, pub.mount_flags).WithContext(what));
-  Status st = ctx_.store.AddPublication(v.id, pub);
-  if (!st.ok()) {
-    (void)UnmountAndRemove(pub.target_path);
-    return st.WithContext(what);
-  }
-  return Status::Ok();
+  return BindAndRecord(ctx_, v.id, source, pub, what);
 }
 
-grpc::Status NodeService::NodeUnpublishVolume(grpc::ServerContext*,
-                                              const NodeUnpublishVolumeRequest* req,
-                                              NodeUnpublishVolumeResponse*) {
-  return ToGrpc(DoUnpublish(*req));
-}
-
-Status NodeService::DoUnpublish(const NodeUnpublishVolumeRequest& req) {
+Status NodeService::DoNodeUnpublishVolume(const NodeUnpublishVolumeRequest& req,
+                                          NodeUnpublishVolumeResponse*) {
   const std::string& handle = req.volume_id();
-  if (handle.empty()) return InvalidArgument("NodeUnpublishVolume: volume_id is empty");
+  RETURN_IF_ERROR(RequireVolumeId("NodeUnpublishVolume", handle));
   std::string what = fmt::format("volume {}", handle);
   RETURN_IF_ERROR(CheckTargetPath(req.target_path(), what + ": target_path"));
   if (!store::IsVolumeId(handle) && !IsEphemeralHandle(handle)) {
@@ -182,8 +196,8 @@ Status NodeService::DoUnpublish(const NodeUnpublishVolumeRequest& req) {
     if (target.state != TargetState::kMountedSame) return Status::Ok();
   }
   RETURN_IF_ERROR(UnmountAndRemove(req.target_path()).WithContext(what));
+  // Removing the record also clears the publication's health (see RepairPublications).
   RETURN_IF_ERROR(ctx_.store.RemovePublication(v->id, req.target_path()).WithContext(what));
-  SetBroken(req.target_path(), "");
   if (v->ephemeral) {
     auto now = ctx_.store.Get(v->id);
     if (now.ok() && now->publications.empty()) {
@@ -202,20 +216,17 @@ Status NodeService::CheckPublishedAt(const store::Volume& v, const std::string& 
   return Error(Code::kNotFound, "volume {}: {} is not a path where it is published", v.id, path);
 }
 
-grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*,
-                                             const NodeGetVolumeStatsRequest* req,
-                                             NodeGetVolumeStatsResponse* resp) {
-  const std::string& handle = req->volume_id();
-  if (handle.empty()) return ToGrpc(InvalidArgument("NodeGetVolumeStats: volume_id is empty"));
-  if (req->volume_path().empty()) {
-    return ToGrpc(Error(Code::kInvalidArgument, "volume {}: volume_path is empty", handle));
+Status NodeService::DoNodeGetVolumeStats(const NodeGetVolumeStatsRequest& req,
+                                         NodeGetVolumeStatsResponse* resp) {
+  const std::string& handle = req.volume_id();
+  RETURN_IF_ERROR(RequireVolumeId("NodeGetVolumeStats", handle));
+  if (req.volume_path().empty()) {
+    return Error(Code::kInvalidArgument, "volume {}: volume_path is empty", handle);
   }
-  auto v = Resolve(handle);
-  if (!v.ok()) return ToGrpc(v.status());
-  Status st = CheckPublishedAt(*v, req->volume_path());
-  if (!st.ok()) return ToGrpc(st);
-  auto usage = ctx_.store.Usage(v->id);
-  if (!usage.ok()) return ToGrpc(usage.status().WithContext(fmt::format("volume {}", v->id)));
+  ASSIGN_OR_RETURN(store::Volume v, Resolve(handle));
+  RETURN_IF_ERROR(CheckPublishedAt(v, req.volume_path()));
+  auto usage = ctx_.store.Usage(v.id);
+  if (!usage.ok()) return usage.status().WithContext(fmt::format("volume {}", v.id));
   auto* bytes = resp->add_usage();
   bytes->set_unit(VolumeUsage::BYTES);
   bytes->set_total(static_cast<int64_t>(usage->total_bytes));
@@ -227,19 +238,21 @@ grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*,
   inodes->set_used(static_cast<int64_t>(usage->used_inodes));
   inodes->set_available(static_cast<int64_t>(usage->available_inodes));
 
-  PublicationCondition condition = Condition(*v, req->volume_path());
+  PublicationCondition condition = Condition(v, req.volume_path());
   resp->mutable_volume_condition()->set_abnormal(condition.abnormal);
   resp->mutable_volume_condition()->set_message(condition.message);
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
 PublicationCondition NodeService::Condition(const store::Volume& v,
                                             const std::string& path) const {
   store::VolumeHealth health = ctx_.store.Health(v.id);
   PublicationCondition out;
-  auto broken = Broken(path);
-  out.connection_lost = broken.has_value();
-  if (broken && !health.abnormal) health = {true, *broken};
+  auto pub = v.publications.find(path);
+  if (pub != v.publications.end() && !pub->second.broken.empty()) {
+    out.connection_lost = true;
+    if (!health.abnormal) health = {true, pub->second.broken};
+  }
   if (!health.abnormal && v.publications.count(path)) {
     auto target = InspectTarget(path, ctx_.source.Dir(v.id));
     if (!target.ok()) {
@@ -255,53 +268,44 @@ PublicationCondition NodeService::Condition(const store::Volume& v,
   return out;
 }
 
-grpc::Status NodeService::NodeExpandVolume(grpc::ServerContext*, const NodeExpandVolumeRequest* req,
-                                           NodeExpandVolumeResponse* resp) {
-  const std::string& handle = req->volume_id();
-  if (handle.empty()) return ToGrpc(InvalidArgument("NodeExpandVolume: volume_id is empty"));
+Status NodeService::DoNodeExpandVolume(const NodeExpandVolumeRequest& req,
+                                       NodeExpandVolumeResponse* resp) {
+  const std::string& handle = req.volume_id();
+  RETURN_IF_ERROR(RequireVolumeId("NodeExpandVolume", handle));
   std::string what = fmt::format("volume {}", handle);
-  if (req->volume_path().empty()) {
-    return ToGrpc(Error(Code::kInvalidArgument, "{}: volume_path is empty", what));
+  if (req.volume_path().empty()) {
+    return Error(Code::kInvalidArgument, "{}: volume_path is empty", what);
   }
-  if (req->has_volume_capability()) {
-    Status st = CheckCapability(req->volume_capability(), what);
-    if (!st.ok()) return ToGrpc(st);
-  }
-  auto v = Resolve(handle);
-  if (!v.ok()) return ToGrpc(v.status());
-  Status st = CheckPublishedAt(*v, req->volume_path());
-  if (!st.ok()) return ToGrpc(st);
-  uint64_t capacity = v->capacity_bytes;
-  if (req->has_capacity_range()) {
-    auto wanted = CapacityFor(req->capacity_range(), what);
-    if (!wanted.ok()) return ToGrpc(wanted.status());
-    LockSet::Guard guard(ctx_.volume_locks, v->id);
-    auto grown = ctx_.store.Resize(v->id, *wanted);
-    if (!grown.ok()) return ToGrpc(grown.status());
-    capacity = grown->capacity_bytes;
+  if (req.has_volume_capability()) RETURN_IF_ERROR(CheckCapability(req.volume_capability(), what));
+  ASSIGN_OR_RETURN(store::Volume v, Resolve(handle));
+  RETURN_IF_ERROR(CheckPublishedAt(v, req.volume_path()));
+  uint64_t capacity = v.capacity_bytes;
+  if (req.has_capacity_range()) {
+    ASSIGN_OR_RETURN(uint64_t wanted, CapacityFor(req.capacity_range(), what));
+    LockSet::Guard guard(ctx_.volume_locks, v.id);
+    ASSIGN_OR_RETURN(store::Volume grown, ctx_.store.Resize(v.id, wanted));
+    capacity = grown.capacity_bytes;
   }
   resp->set_capacity_bytes(static_cast<int64_t>(capacity));
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
-grpc::Status NodeService::NodeGetCapabilities(grpc::ServerContext*,
-                                              const NodeGetCapabilitiesRequest*,
-                                              NodeGetCapabilitiesResponse* resp) {
+Status NodeService::DoNodeGetCapabilities(const NodeGetCapabilitiesRequest&,
+                                          NodeGetCapabilitiesResponse* resp) {
   for (auto type : {NodeServiceCapability::RPC::GET_VOLUME_STATS,
                     NodeServiceCapability::RPC::EXPAND_VOLUME,
                     NodeServiceCapability::RPC::VOLUME_CONDITION,
                     NodeServiceCapability::RPC::SINGLE_NODE_MULTI_WRITER}) {
     resp->add_capabilities()->mutable_rpc()->set_type(type);
   }
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
-grpc::Status NodeService::NodeGetInfo(grpc::ServerContext*, const NodeGetInfoRequest*,
-                                      NodeGetInfoResponse* resp) {
+Status NodeService::DoNodeGetInfo(const NodeGetInfoRequest&, NodeGetInfoResponse* resp) {
   resp->set_node_id(ctx_.config.node_id);
   resp->set_max_volumes_per_node(ctx_.config.max_volumes);
   (*resp->mutable_accessible_topology()->mutable_segments())[kTopologyKey] = ctx_.config.node_id;
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
 void NodeService::RepairPublications() {
@@ -324,10 +328,18 @@ void NodeService::RepairPublications() {
         continue;
       }
       if (target->state == TargetState::kBroken) {
-        SetBroken(path, fmt::format(
+        // Journaled with the publication, so a restart before the pod is recreated
+        // still reports it; the unpublish that comes with the new pod clears it.
+        std::string message = fmt::format(
             "the FUSE connection behind {} was lost (the daemon stopped and no fd holder kept "
             "it); containers started before see \"transport endpoint is not connected\" until "
-            "the pod is recreated", path));
+            "the pod is recreated", path);
+        spdlog::warn("{}", message);
+        Status marked = ctx_.store.SetPublicationHealth(v.id, path, {true, std::move(message)});
+        if (!marked.ok()) {
+          spdlog::warn("volume {}: could not record that {} lost its connection: {}", v.id, path,
+                       marked.ToString());
+        }
       }
       Status st = UnmountAndRemove(path);
       if (st.ok()) st = BindMount(source, path, pub.readonly, pub.mount_flags);
@@ -338,23 +350,6 @@ void NodeService::RepairPublications() {
       }
     }
   }
-}
-
-void NodeService::SetBroken(const std::string& target, std::string message) {
-  std::lock_guard lock(broken_mu_);
-  if (message.empty()) {
-    broken_.erase(target);
-  } else {
-    spdlog::warn("{}", message);
-    broken_[target] = std::move(message);
-  }
-}
-
-std::optional<std::string> NodeService::Broken(const std::string& target) const {
-  std::lock_guard lock(broken_mu_);
-  auto it = broken_.find(target);
-  if (it == broken_.end()) return std::nullopt;
-  return it->second;
 }
 
 }  // namespace cellar::csi

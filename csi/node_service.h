@@ -2,9 +2,6 @@
 // inline ephemeral volumes (created at publish, freed at unpublish).
 #pragma once
 
-#include <map>
-#include <mutex>
-#include <optional>
 #include <string>
 
 #include "csi.grpc.pb.h"
@@ -43,29 +40,36 @@ class NodeService final : public ::csi::v1::Node::Service {
   // connection was lost: the daemon and the fd holder both died), so that containers
   // started from now on see the volume. Containers already running keep their copy of
   // the dead mount, so such a publication is reported abnormal by NodeGetVolumeStats
-  // until it is published again.
+  // until it is unpublished; the store journals that, so a restart still reports it.
   void RepairPublications();
 
   // The volume's condition as seen at `path` (a publication's target path, or the
-  // volume's own directory): the volume's health, then whether the mount at `path`
-  // still shows it. Also what `cellar status` and /metrics report.
+  // volume's own directory): the volume's health, then the publication's recorded
+  // health (Publication::broken), then whether the mount at `path` still shows it.
+  // Also what `cellar status` and /metrics report.
   PublicationCondition Condition(const store::Volume& v, const std::string& path) const;
 
  private:
-  Status DoPublish(const ::csi::v1::NodePublishVolumeRequest& req);
-  Status DoUnpublish(const ::csi::v1::NodeUnpublishVolumeRequest& req);
+  // One per RPC; the RPC converts the Status with ToGrpc. Public RPCs above stay thin.
+  Status DoNodePublishVolume(const ::csi::v1::NodePublishVolumeRequest& req,
+                             ::csi::v1::NodePublishVolumeResponse* resp);
+  Status DoNodeUnpublishVolume(const ::csi::v1::NodeUnpublishVolumeRequest& req,
+                               ::csi::v1::NodeUnpublishVolumeResponse* resp);
+  Status DoNodeGetVolumeStats(const ::csi::v1::NodeGetVolumeStatsRequest& req,
+                              ::csi::v1::NodeGetVolumeStatsResponse* resp);
+  Status DoNodeExpandVolume(const ::csi::v1::NodeExpandVolumeRequest& req,
+                            ::csi::v1::NodeExpandVolumeResponse* resp);
+  Status DoNodeGetCapabilities(const ::csi::v1::NodeGetCapabilitiesRequest& req,
+                               ::csi::v1::NodeGetCapabilitiesResponse* resp);
+  Status DoNodeGetInfo(const ::csi::v1::NodeGetInfoRequest& req,
+                       ::csi::v1::NodeGetInfoResponse* resp);
   // Resolves a volume handle: a Cellar id, or the kubelet's handle of an inline volume.
   Result<store::Volume> Resolve(const std::string& handle) const;
   Result<store::Volume> CreateEphemeral(const ::csi::v1::NodePublishVolumeRequest& req);
   Status CheckPublishedAt(const store::Volume& v, const std::string& path) const;
 
-  // Reported abnormal, by target path, with the reason; see RepairPublications.
-  void SetBroken(const std::string& target, std::string message);
-  std::optional<std::string> Broken(const std::string& target) const;
-
+  // No state of its own: volumes, publications and their health live in the store.
   DriverContext& ctx_;
-  mutable std::mutex broken_mu_;
-  std::map<std::string, std::string> broken_;  // guarded by broken_mu_
 };
 
 }  // namespace cellar::csi

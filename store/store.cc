@@ -245,7 +245,7 @@ std::vector<Volume> Store::List() const {
   return out;
 }
 
-Status Store::AddPublication(const std::string& id, const Publication& publication) {
+Status Store::ChangeVolume(const std::string& id, const std::function<bool(Volume&)>& change) {
   Volume v;
   {
     std::lock_guard lock(mu_);
@@ -253,29 +253,48 @@ Status Store::AddPublication(const std::string& id, const Publication& publicati
     if (it == volumes_.end()) return Error(Code::kNotFound, "volume {} does not exist", id);
     v = it->second;
   }
-  v.publications[publication.target_path] = publication;
+  if (!change(v)) return Status::Ok();
   RETURN_IF_ERROR(Persist(v));
   std::lock_guard lock(mu_);
   auto it = volumes_.find(id);
-  if (it != volumes_.end()) it->second.publications[publication.target_path] = publication;
+  if (it != volumes_.end()) change(it->second);
   return Status::Ok();
 }
 
+Status Store::AddPublication(const std::string& id, const Publication& publication) {
+  return ChangeVolume(id, [&](Volume& v) {
+    Publication& slot = v.publications[publication.target_path];
+    std::string broken = std::move(slot.broken);
+    slot = publication;
+    slot.broken = std::move(broken);
+    return true;
+  });
+}
+
 Status Store::RemovePublication(const std::string& id, const std::string& target_path) {
-  Volume v;
-  {
-    std::lock_guard lock(mu_);
-    auto it = volumes_.find(id);
-    if (it == volumes_.end()) return Error(Code::kNotFound, "volume {} does not exist", id);
-    if (!it->second.publications.count(target_path)) return Status::Ok();
-    v = it->second;
-  }
-  v.publications.erase(target_path);
-  RETURN_IF_ERROR(Persist(v));
+  return ChangeVolume(id, [&](Volume& v) { return v.publications.erase(target_path) > 0; });
+}
+
+Status Store::SetPublicationHealth(const std::string& id, const std::string& target_path,
+                                   const VolumeHealth& health) {
+  std::string broken = health.abnormal ? health.message : std::string();
+  Status st = ChangeVolume(id, [&](Volume& v) {
+    auto it = v.publications.find(target_path);
+    if (it == v.publications.end() || it->second.broken == broken) return false;
+    it->second.broken = broken;
+    return true;
+  });
+  return st.code() == Code::kNotFound ? Status::Ok() : st;
+}
+
+VolumeHealth Store::PublicationHealth(const std::string& id,
+                                      const std::string& target_path) const {
   std::lock_guard lock(mu_);
   auto it = volumes_.find(id);
-  if (it != volumes_.end()) it->second.publications.erase(target_path);
-  return Status::Ok();
+  if (it == volumes_.end()) return {};
+  auto pub = it->second.publications.find(target_path);
+  if (pub == it->second.publications.end() || pub->second.broken.empty()) return {};
+  return {true, pub->second.broken};
 }
 
 CapacityInfo Store::Capacity() const {

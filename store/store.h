@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -79,9 +80,20 @@ class Store {
   std::optional<Volume> FindByName(const std::string& name) const;
   std::vector<Volume> List() const;  // sorted by id
 
-  // Publication bookkeeping; the caller does the mounts.
+  // Publication bookkeeping; the caller does the mounts. NotFound for an unknown id;
+  // errno statuses from the journal (nothing changed then). AddPublication replacing a
+  // record at the same target path keeps that record's health (see SetPublicationHealth):
+  // only RemovePublication (an unpublish) clears it.
   Status AddPublication(const std::string& id, const Publication& publication);
   Status RemovePublication(const std::string& id, const std::string& target_path);
+  // Records why the publication at `target_path` is abnormal (`health.abnormal`), or that
+  // it is healthy again, in its journaled record (Publication::broken). OK without
+  // effect when the volume or the publication is gone; errno statuses from the journal.
+  Status SetPublicationHealth(const std::string& id, const std::string& target_path,
+                              const VolumeHealth& health);
+  // The publication's own health as recorded by SetPublicationHealth; healthy for an
+  // unknown volume or publication.
+  VolumeHealth PublicationHealth(const std::string& id, const std::string& target_path) const;
 
   CapacityInfo Capacity() const;
   Result<FsUsage> Usage(const std::string& id) const;
@@ -97,6 +109,9 @@ class Store {
 
   Status Recover();
   Status Persist(const Volume& volume);      // journal a put
+  // Journals `change` applied to a copy of the volume, then applies it to the table.
+  // `change` returns false when there is nothing to do (nothing is journaled then).
+  Status ChangeVolume(const std::string& id, const std::function<bool(Volume&)>& change);
   Status PersistDelete(const std::string& id);
   Status MaybeCompact();
   uint32_t NextFreeSlot() const;             // requires mu_

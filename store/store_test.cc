@@ -127,7 +127,7 @@ TEST_F(StoreTest, EverythingSurvivesReopenWithData) {
   Volume a = MustCreate("a", 8 * kMiB);
   Volume b = MustCreate("b", 4 * kMiB);
   ASSERT_TRUE(store_->Resize(b.id, 6 * kMiB).ok());
-  ASSERT_TRUE(store_->AddPublication(a.id, {"/t/1", true, {"noexec"}, 1, "", ""}).ok());
+  ASSERT_TRUE(store_->AddPublication(a.id, {"/t/1", true, {"noexec"}, 1, "", "", ""}).ok());
   { std::ofstream(store_->ArenaPath(a.id) / "file") << "payload"; }
   store_.reset();  // the process goes; arenas stay mounted
 
@@ -191,13 +191,48 @@ TEST_F(StoreTest, FailedMountRollsBackCreate) {
   EXPECT_TRUE(store_->List().empty());
 }
 
+TEST_F(StoreTest, PublicationHealthIsJournaledUntilUnpublished) {
+  FaultEnv env(RealEnv());
+  Open(64 * kMiB, 16, &env);
+  Volume v = MustCreate("a", kMiB);
+  ASSERT_TRUE(store_->AddPublication(v.id, {"/t/1", false, {}, 1, "", "", ""}).ok());
+  EXPECT_FALSE(store_->PublicationHealth(v.id, "/t/1").abnormal);
+  ASSERT_TRUE(store_->SetPublicationHealth(v.id, "/t/1", {true, "connection lost"}).ok());
+  Open(64 * kMiB, 16, &env);
+  VolumeHealth h = store_->PublicationHealth(v.id, "/t/1");
+  EXPECT_TRUE(h.abnormal);
+  EXPECT_EQ(h.message, "connection lost");
+  EXPECT_EQ(store_->Get(v.id)->publications.at("/t/1").broken, "connection lost");
+  // The volume's own health is another matter.
+  EXPECT_FALSE(store_->Health(v.id).abnormal);
+  // Replacing the record (a re-publish over it) keeps its health.
+  ASSERT_TRUE(store_->AddPublication(v.id, {"/t/1", true, {}, 1, "", "", ""}).ok());
+  EXPECT_TRUE(store_->PublicationHealth(v.id, "/t/1").abnormal);
+  // Gone volumes and publications have no health to keep.
+  EXPECT_TRUE(store_->SetPublicationHealth(v.id, "/t/2", {true, "x"}).ok());
+  EXPECT_TRUE(store_->SetPublicationHealth("vol-00000000000000000000000000000000", "/t/1",
+                                           {true, "x"}).ok());
+  EXPECT_FALSE(store_->PublicationHealth(v.id, "/t/2").abnormal);
+  // A failed journal write changes nothing.
+  env.FailSyncs(true);
+  EXPECT_EQ(store_->SetPublicationHealth(v.id, "/t/1", {}).err(), EIO);
+  env.FailSyncs(false);
+  EXPECT_TRUE(store_->PublicationHealth(v.id, "/t/1").abnormal);
+  // The unpublish clears it, for good.
+  ASSERT_TRUE(store_->RemovePublication(v.id, "/t/1").ok());
+  ASSERT_TRUE(store_->AddPublication(v.id, {"/t/1", false, {}, 1, "", "", ""}).ok());
+  EXPECT_FALSE(store_->PublicationHealth(v.id, "/t/1").abnormal);
+  Open(64 * kMiB, 16, &env);
+  EXPECT_FALSE(store_->PublicationHealth(v.id, "/t/1").abnormal);
+}
+
 TEST_F(StoreTest, ManyChangesCompactAndReplay) {
   Open(1024 * kMiB, 1024);
   std::vector<std::string> kept;
   for (int i = 0; i < 300; ++i) {
     Volume v = MustCreate("v" + std::to_string(i), kMiB);
     ASSERT_TRUE(
-        store_->AddPublication(v.id, {"/t/" + std::to_string(i), false, {}, 1, "", ""}).ok());
+        store_->AddPublication(v.id, {"/t/" + std::to_string(i), false, {}, 1, "", "", ""}).ok());
     if (i % 3 == 0) {
       ASSERT_TRUE(store_->RemovePublication(v.id, "/t/" + std::to_string(i)).ok());
       ASSERT_TRUE(store_->Delete(v.id).ok());

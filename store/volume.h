@@ -19,8 +19,13 @@ struct Publication {
   // reports only. Empty in records journaled before it was kept.
   std::string pod_namespace;
   std::string pod_name;
-  // The same mount: the pod is not part of it (the target path already names the pod,
-  // and a record journaled without the pod must still match the kubelet's retry).
+  // Why the publication is reported abnormal although its record stands (its FUSE
+  // connection was lost, see csi's RepairPublications); empty while healthy. Journaled,
+  // so a restarted daemon still reports it; absent in records journaled before.
+  std::string broken;
+  // The same mount: neither the pod nor the health is part of it (the target path
+  // already names the pod, and a record journaled without the pod must still match the
+  // kubelet's retry).
   bool operator==(const Publication& o) const {
     return target_path == o.target_path && readonly == o.readonly &&
            mount_flags == o.mount_flags && access_mode == o.access_mode;

@@ -43,6 +43,7 @@ YAML::Node EncodeVolume(const Volume& v) {
       pn["pod_namespace"] = p.pod_namespace;
       pn["pod_name"] = p.pod_name;
     }
+    if (!p.broken.empty()) pn["broken"] = p.broken;
     n["publications"].push_back(pn);
   }
   return n;
@@ -69,6 +70,7 @@ Volume DecodeVolume(const YAML::Node& n) {
       p.pod_namespace = pn["pod_namespace"].as<std::string>("");
       p.pod_name = pn["pod_name"].as<std::string>();
     }
+    if (pn["broken"]) p.broken = pn["broken"].as<std::string>();
     v.publications[p.target_path] = p;
   }
   return v;

@@ -25,8 +25,8 @@ Volume FullVolume() {
   v.parameters["empty"] = "";
   v.parameters["yes"] = "no";  // YAML 1.1 booleans stay strings
   Publication ro{"/var/lib/kubelet/pods/a b/volumes/x/mount", true, {"noexec", "nosuid"}, 3,
-                 "ml-team", "train-7f"};
-  Publication rw{"/var/lib/kubelet/pods/c/volumes/y/mount", false, {}, 1, "", ""};
+                 "ml-team", "train-7f", "the FUSE connection behind it was lost: \"x\""};
+  Publication rw{"/var/lib/kubelet/pods/c/volumes/y/mount", false, {}, 1, "", "", ""};
   v.publications[ro.target_path] = ro;
   v.publications[rw.target_path] = rw;
   return v;
@@ -47,6 +47,7 @@ void ExpectSameVolume(const Volume& a, const Volume& b) {
     if (it == b.publications.end()) continue;
     EXPECT_EQ(p.pod_namespace, it->second.pod_namespace) << target;
     EXPECT_EQ(p.pod_name, it->second.pod_name) << target;
+    EXPECT_EQ(p.broken, it->second.broken) << target;
   }
 }
 
@@ -59,6 +60,20 @@ TEST(VolumeCodecTest, PutRecordRoundTripsEveryField) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->op, JournalRecord::Op::kPut);
   ExpectSameVolume(back->volume, put.volume);
+}
+
+// Records journaled before publications kept their health read as healthy.
+TEST(VolumeCodecTest, PublicationWithoutHealthIsHealthy) {
+  std::string old =
+      "{op: put, volume: {id: vol-0123456789abcdef0123456789abcdef, name: a, slot: 1, "
+      "capacity: 1048576, ephemeral: false, created: 5, parameters: {}, publications: "
+      "[{target: /t/1, readonly: false, access_mode: 1, flags: []}]}}";
+  Result<JournalRecord> back = DecodeRecord(old);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->volume.publications.count("/t/1"), 1u);
+  EXPECT_EQ(back->volume.publications["/t/1"].broken, "");
+  // A healthy publication is written as before, without the key.
+  EXPECT_EQ(EncodeRecord(*back).find("broken"), std::string::npos);
 }
 
 TEST(VolumeCodecTest, MinimalVolumeRoundTrips) {
