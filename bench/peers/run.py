@@ -16,13 +16,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import host
 import methods
 import report
 import servers
@@ -87,10 +87,6 @@ def measure(args, where, vineyardd, minio_fs) -> list[dict]:
     return rows
 
 
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minio", type=Path, help="the minio server binary (run.sh builds it)")
@@ -118,7 +114,7 @@ def main() -> int:
              "vineyard_csi_dir": str(scratch / "vineyard" / "csi")}
     largest = max(parse_size(s) for s in args.sizes.split(","))
     started = datetime.datetime.now(datetime.timezone.utc)
-    load_before = load_average()
+    load_before = host.load_average()
     try:
         for key in ("cellar", "tmpfs", "disk", "ids"):
             Path(where[key]).mkdir(parents=True)
@@ -136,10 +132,8 @@ def main() -> int:
             shutil.rmtree(path, ignore_errors=True)
     run = {"date": started.strftime("%Y-%m-%d %H:%M UTC"),
             "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC"),
-            "load_before": load_before, "load_after": load_average(),
-            "machine": f"{os.cpu_count()} cores, "
-                       f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') >> 30} GiB, "
-                       f"Linux {platform.release()}",
+            "load_before": load_before, "load_after": host.load_average(),
+            "machine": host.machine(),
             "rounds": args.rounds, "sizes": args.sizes,
            "options": " ".join(a for a in sys.argv[1:] if a not in ("--minio", str(args.minio))),
            "versions": versions(), "rows": rows}

@@ -14,29 +14,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-cache=${CELLAR_BENCH_CACHE:-/var/cache/cellar-bench}
-python=/usr/bin/python3
-[ -x "$python" ] || python=$(command -v python3)
-[ -x "$root/build/cellar" ] || { echo "run.sh: build/cellar is missing: build first" >&2; exit 2; }
-mkdir -p "$cache"
+. "$here/lib.sh"
 
-key() { cat "$@" | sha256sum | cut -c1-16; }
-
-venv=$cache/peers-venv-$(key "$here/requirements.txt")
-if [ ! -f "$venv/.installed" ]; then   # written last: a venv cut off halfway is redone
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
-    -r "$here/requirements.txt"
-  touch "$venv/.installed"
-fi
-
-minio_module=$root/tests/cluster/components/minio
-minio=$cache/minio-$(key "$minio_module/go.mod" "$minio_module/go.sum")
-if [ ! -x "$minio" ]; then
-  (cd "$minio_module" && go build -trimpath -o "$minio.tmp" github.com/minio/minio)
-  mv "$minio.tmp" "$minio"
-fi
+venv=$(venv peers "$here/requirements.txt")
 
 (cd "$root" && "$python" -m tests.support.with_volume --size "${PEERS_VOLUME_SIZE:-10Gi}" \
   --env CELLAR_VOLUME_DIR -- "$venv/bin/python" "$here/run.py" --minio "$minio" "$@")

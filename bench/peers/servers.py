@@ -44,33 +44,42 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+_CLEAR = """
+import sys, vineyard
+client = vineyard.connect(sys.argv[1])
+ids = [meta.id for meta in client.list_metadatas("*", limit=100000)]
+for name in client.list_names("*", limit=100000):
+    client.drop_name(name)
+if ids:
+    client.delete(ids, force=True, deep=True)
+client.close()
+"""
+
+
 class Vineyardd:
     """`python -m vineyard --meta=local`: vineyardd alone, no etcd. The socket is named
     vineyard.sock because vineyard.csi looks for that name above the object's path."""
 
-    def __init__(self, home: Path, size_bytes: int):
+    def __init__(self, home: Path, size_bytes: int, python: str = sys.executable):
         self.home = home
         self.socket = home / "vineyard.sock"
         self.size = size_bytes
+        self.python = python  # a venv's python with vineyard and vineyard-bdist
 
     def __enter__(self):
         self.home.mkdir(parents=True, exist_ok=True)
         self.log = self.home / "vineyardd.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vineyard", f"--socket={self.socket}", "--meta=local",
+            [self.python, "-m", "vineyard", f"--socket={self.socket}", "--meta=local",
              f"--size={self.size}"],
             stdout=self.log.open("w"), stderr=subprocess.STDOUT)
         wait_for(self.socket.exists, "vineyardd", self.proc, self.log)
         return self
 
     def clear(self) -> None:
-        """Deletes every object, so the next method starts with the memory free."""
-        import vineyard
-        client = vineyard.connect(str(self.socket))
-        ids = [meta.id for meta in client.list_metadatas("*", limit=100000)]
-        if ids:
-            client.delete(ids, force=True, deep=True)
-        client.close()
+        """Deletes every object (and so every name), so the next method starts with the
+        memory free. Run in the server's python, which has vineyard."""
+        subprocess.run([self.python, "-c", _CLEAR, str(self.socket)], check=True)
 
     def __exit__(self, *exc):
         stop(self.proc)
