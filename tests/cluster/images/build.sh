@@ -406,7 +406,11 @@ build_argo() {
 go_build_argo() {
   local module="$1" out="$2" src="$work/argo-src"
   local dir
+  # `go list -m` names no directory for a module not yet in the module cache (a fresh
+  # machine): download it first.
+  (cd "$module" && GOFLAGS=-mod=mod go mod download github.com/argoproj/argo-workflows/v3) || return 1
   dir="$(cd "$module" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/argoproj/argo-workflows/v3)"
+  [ -d "$dir" ] || { echo "argo: the module github.com/argoproj/argo-workflows/v3 has no directory in the module cache" >&2; return 1; }
   cp -r "$dir" "$src"
   chmod -R u+w "$src"
   ln -s signal_darwin.go "$src/workflow/executor/osspecific/signal_linux.go"
