@@ -43,6 +43,7 @@ _CHECKSUM_AT = 44  # byte offset of the checksum field inside the fixed header
 # otherwise grow by 4 KiB per column).
 _MIN_ALIGN = 64
 _PAGE = mmap.PAGESIZE
+_MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if sys.platform == "linux" else 0)
 
 BufferInfo = collections.namedtuple("BufferInfo", "offset length crc32")
 FileInfo = collections.namedtuple(
@@ -76,14 +77,25 @@ def dump(obj, path, *, buffer_checksums=False, fsync=False):
     slower than ``to_pickle``). ``fsync`` makes the file and the rename durable against a
     crash of the machine (pointless on memory-backed volumes, costly on disks).
 
+    ``path`` may also be a binary file object open for writing (what Kedro's
+    ``PickleDataset(backend="cellar")`` passes): the file is then written from its current
+    position, in order, and neither renamed nor synced; that is the caller's to do.
+
     Raises what ``pickle.dumps`` raises for unpicklable objects and ``OSError`` for I/O
-    errors (ENOSPC when the volume is full); no partial file is left behind.
+    errors (ENOSPC when the volume is full); no partial file is left behind at ``path``.
     """
-    path = os.fspath(path)
     buffers = []
     stream = _pickle(obj, buffers)
     offsets, header_length, file_length = _plan_layout(len(stream), [len(b) for b in buffers])
     flags = FLAG_BUFFER_CRC if buffer_checksums else 0
+    if _is_file_object(path, "write"):
+        crcs = [_crc32(b) for b in buffers] if buffer_checksums else [0] * len(buffers)
+        entries = [BufferInfo(offset, len(buf), crc)
+                   for buf, offset, crc in zip(buffers, offsets, crcs)]
+        header = _pack_header(flags, file_length, header_length, stream, entries)
+        _write_sequentially(path, header, stream, buffers, offsets)
+        return
+    path = os.fspath(path)
 
     def write_body(fd):
         # The CRCs are computed on another core while this one writes (zlib and write(2)
@@ -139,9 +151,12 @@ class _Pickler(pickle.Pickler):
         data = obj.view("u8") if obj.dtype.kind in "mM" else obj  # datetimes export no buffer
         if contiguous:
             return _rebuild_ndarray, (pickle.PickleBuffer(data), obj.dtype, obj.shape, order)
-        # A read-only private anonymous mapping: its length costs no memory, not even
-        # commit charge, and it is never read.
-        placeholder = mmap.mmap(-1, data.nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+        # A private anonymous mapping that is never touched: its length costs no memory
+        # (MAP_NORESERVE: no commit charge either). Writable as the array is, because the
+        # stream records a read-only buffer as such and load would keep it read-only.
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if data.flags.writeable else 0)
+        placeholder = mmap.mmap(-1, data.nbytes, flags=mmap.MAP_PRIVATE | _MAP_NORESERVE,
+                                prot=prot)
         self._strided[id(placeholder)] = (placeholder, _Strided(data))
         return _rebuild_ndarray, (pickle.PickleBuffer(placeholder), obj.dtype, obj.shape, "C")
 
@@ -261,6 +276,29 @@ def _checksum(header, stream):
     return zlib.crc32(stream, crc)
 
 
+def _is_file_object(target, method):
+    return hasattr(target, method) and not isinstance(target, (str, bytes, os.PathLike))
+
+
+def _write_sequentially(file, header, stream, buffers, offsets):
+    """The file's bytes in order, for a file object (no pwrite): the zeros between
+    sections are written out."""
+    position = 0
+    for data, offset in ((header, 0), (stream, len(header)), *zip(buffers, offsets)):
+        if offset > position:
+            _write_all(file, bytes(offset - position))
+        for view in _pieces(data):
+            _write_all(file, view)
+        position = offset + len(data)
+
+
+def _write_all(file, view):
+    done = 0
+    while done < len(view):
+        count = file.write(view[done:])
+        done += len(view) - done if count is None else count
+
+
 def _pwrite_all(fd, data, offset):
     """Write all of ``data`` (bytes-like, or a ``_Strided``) at ``offset``: one write(2)
     stops short of 2 GiB."""
@@ -372,10 +410,21 @@ def load(path, *, writable=False, verify=False):
     rewrite a file in place while it is loaded (``dump`` never does: it renames):
     touching a page past a shortened file raises SIGBUS.
 
+    ``path`` may also be a binary file object open for reading (what Kedro's
+    ``PickleDataset(backend="cellar")`` passes): the whole file behind its descriptor is
+    mapped, as for a path; one without a descriptor (an S3 stream) is read into memory.
+
     Raises ``FormatError`` for a truncated, corrupted, foreign or too-new file, and
     ``OSError`` when the file cannot be opened; an object whose classes cannot be
     imported raises what ``pickle.loads`` raises.
     """
+    if _is_file_object(path, "read"):
+        name = str(getattr(path, "name", "<file object>"))
+        data = _map_file_object(path, name, writable)
+        layout = _parse(data, name)
+        if verify:
+            _verify_buffers(data, layout, name)
+        return _unpickle(data, layout, name)
     path = os.fspath(path)
     data, layout = _open_validated(path, writable, verify)
     return _unpickle(data, layout, path)
@@ -399,19 +448,38 @@ def _map_file(path, writable):
     mapping, or the file's bytes where the filesystem cannot map (a copy, but correct)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        size = os.fstat(fd).st_size
-        if size < _HEADER.size:
-            _check_magic(os.pread(fd, len(MAGIC), 0), path)
-            raise FormatError(path, f"truncated: file is {size} bytes, shorter than the "
-                                    f"{_HEADER.size}-byte cellar header")
-        try:
-            mapping = mmap.mmap(fd, size, access=mmap.ACCESS_COPY if writable else mmap.ACCESS_READ)
-        except OSError:
-            mapping = _read_whole(fd, size)
-            return memoryview(mapping) if writable else memoryview(mapping).toreadonly()
-        return memoryview(mapping)
+        return _map_fd(fd, path, writable)
     finally:
         os.close(fd)
+
+
+def _map_file_object(file, name, writable):
+    """The file object's whole file, mapped through its descriptor; read when it has none."""
+    try:
+        fd = file.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        data = file.read()
+        if len(data) < _HEADER.size:
+            _check_magic(bytes(data[:len(MAGIC)]), name)
+            raise FormatError(name, f"truncated: file is {len(data)} bytes, shorter than the "
+                                    f"{_HEADER.size}-byte cellar header")
+        return memoryview(bytearray(data)) if writable else memoryview(data).toreadonly()
+    return _map_fd(fd, name, writable)
+
+
+def _map_fd(fd, path, writable):
+    """A memoryview of the whole file behind ``fd`` (see _map_file); ``fd`` stays open."""
+    size = os.fstat(fd).st_size
+    if size < _HEADER.size:
+        _check_magic(os.pread(fd, len(MAGIC), 0), path)
+        raise FormatError(path, f"truncated: file is {size} bytes, shorter than the "
+                                f"{_HEADER.size}-byte cellar header")
+    try:
+        mapping = mmap.mmap(fd, size, access=mmap.ACCESS_COPY if writable else mmap.ACCESS_READ)
+    except OSError:
+        mapping = _read_whole(fd, size)
+        return memoryview(mapping) if writable else memoryview(mapping).toreadonly()
+    return memoryview(mapping)
 
 
 def _read_whole(fd, size):
