@@ -12,6 +12,7 @@
 #include "common/unique_fd.h"
 #include "mount/fuse_channel.h"
 #include "mount/fuse_fs.h"
+#include "mount/fuse_message.h"
 #include "mount/fuse_stats.h"
 #include "mount/session_state.h"
 
