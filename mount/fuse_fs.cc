@@ -1,96 +1,14 @@
 #include "mount/fuse_fs.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
-#include <sys/fsuid.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "common/logging.h"
 
 namespace cellar::mount {
-
-std::string ProcFdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
-
-namespace {
-
-// Whether the caller of `req` is in group `gid`: its fsgid, else its supplementary
-// groups as /proc shows them. The kernel sends no groups with a WRITE or SETATTR; the
-// pid is 0 when the caller lives outside our pid namespace, and then only the fsgid
-// counts (the cost: a member by supplementary group loses a setgid bit that only marks
-// mandatory locking, since the file is not group-executable).
-bool CallerInGroup(const Request& req, gid_t gid) {
-  if (req.in->gid == gid) return true;
-  if (req.in->pid == 0) return false;
-  std::ifstream status("/proc/" + std::to_string(req.in->pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Groups:", 0) != 0) continue;
-    std::istringstream groups(line.substr(7));
-    for (gid_t g; groups >> g;) {
-      if (g == gid) return true;
-    }
-    return false;
-  }
-  return false;
-}
-
-}  // namespace
-
-int KillSuidGid(const std::string& path, const Request& req, bool root_is_capable) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return errno;
-  if (!S_ISREG(st.st_mode)) return 0;
-  const mode_t mode = st.st_mode & 07777;
-  mode_t kept = mode & ~S_ISUID;
-  const bool exempt = (root_is_capable && req.in->uid == 0) || CallerInGroup(req, st.st_gid);
-  if ((mode & S_ISGID) && ((mode & S_IXGRP) || !exempt)) kept &= ~S_ISGID;
-  if (kept == mode) return 0;
-  return ::chmod(path.c_str(), kept) == 0 ? 0 : errno;
-}
-
-std::vector<uint32_t> Request::SuppGroups() const {
-  std::vector<uint32_t> groups;
-  size_t pos = 0;
-  while (pos + sizeof(fuse_ext_header) <= ext_size) {
-    fuse_ext_header h;
-    std::memcpy(&h, ext + pos, sizeof(h));
-    if (h.size < sizeof(h) || pos + h.size > ext_size) break;  // malformed: ignore the rest
-    if (h.type == kernel::kExtGroups && h.size >= sizeof(h) + sizeof(kernel::SuppGroups)) {
-      kernel::SuppGroups sg;
-      std::memcpy(&sg, ext + pos + sizeof(h), sizeof(sg));
-      size_t room = (h.size - sizeof(h) - sizeof(sg)) / sizeof(uint32_t);
-      for (uint32_t i = 0; i < sg.nr_groups && i < room; ++i) {
-        uint32_t g;
-        std::memcpy(&g, ext + pos + sizeof(h) + sizeof(sg) + i * sizeof(g), sizeof(g));
-        groups.push_back(g);
-      }
-    }
-    pos += h.size;
-  }
-  return groups;
-}
-
-ScopedFsCreds::ScopedFsCreds(uint32_t uid, uint32_t gid, const std::vector<uint32_t>& groups) {
-  // The raw syscall sets this thread's groups only (glibc's setgroups would change every
-  // thread of the process).
-  if (!groups.empty()) {
-    std::vector<gid_t> g(groups.begin(), groups.end());
-    ::syscall(SYS_setgroups, g.size(), g.data());
-  }
-  ::setfsgid(gid);
-  ::setfsuid(uid);
-}
-
-ScopedFsCreds::~ScopedFsCreds() {
-  // Back to root: the kernel raises the filesystem capabilities again.
-  ::setfsuid(0);
-  ::setfsgid(0);
-  ::syscall(SYS_setgroups, 0, nullptr);
-}
 
 Status FuseFs::AttachVolume(const std::string& id, uint32_t slot,
                             const std::filesystem::path& arena) {
@@ -122,7 +40,7 @@ Status FuseFs::AttachVolume(const std::string& id, uint32_t slot,
                     fmt::format("volume {}: slot {} already used by {}", id, slot, other_id));
     }
   }
-  auto volume = std::make_shared<Volume>();
+  auto volume = std::make_shared<MountedVolume>();
   volume->id = id;
   volume->slot = slot;
   volume->arena_root = arena;
@@ -131,7 +49,7 @@ Status FuseFs::AttachVolume(const std::string& id, uint32_t slot,
   volume->dev = st.st_dev;
   volumes_.emplace(id, volume);
   lock.unlock();
-  if (recovering_.load()) RestoreVolume(volume);
+  if (recovery_.active()) recovery_.RestoreVolume(volume);
   return Status::Ok();
 }
 
@@ -153,13 +71,13 @@ Status FuseFs::DetachVolume(const std::string& id) {
   return Status::Ok();
 }
 
-Result<VolumeUsage> FuseFs::Usage(const std::string& id) const {
+Result<OpenFileCounts> FuseFs::OpenFiles(const std::string& id) const {
   auto volume = FindVolume(id);
   if (!volume) return NotFound(fmt::format("volume {} is not attached", id));
-  return VolumeUsage{volume->open_files.load(), volume->open_writers.load()};
+  return OpenFileCounts{volume->open_files.load(), volume->open_writers.load()};
 }
 
-std::shared_ptr<Volume> FuseFs::FindVolume(const std::string& id) const {
+std::shared_ptr<MountedVolume> FuseFs::FindVolume(const std::string& id) const {
   std::shared_lock lock(volumes_mu_);
   auto it = volumes_.find(id);
   return it == volumes_.end() ? nullptr : it->second;
@@ -173,7 +91,7 @@ std::vector<std::string> FuseFs::VolumeNames() const {
 }
 
 int FuseFs::LookupChild(const Inode* parent, const char* name, fuse_entry_out* out) {
-  std::shared_ptr<Volume> volume;
+  std::shared_ptr<MountedVolume> volume;
   UniqueFd fd;
   if (parent == nullptr) {
     volume = FindVolume(name);
@@ -289,114 +207,6 @@ void FuseFs::ForgetFile(OpenFile& file) {
   if (state_ == nullptr) return;
   state_->FreeHandle(file.record);
   file.record = SessionState::kNone;
-}
-
-void FuseFs::BeginRecovery() {
-  adopted_ = true;
-  std::lock_guard lock(recovery_mu_);
-  const std::vector<int32_t> nodes = state_->LiveNodes();
-  const std::vector<int32_t> handles = state_->LiveHandles();
-  for (int32_t i : nodes) {
-    pending_slots_[static_cast<uint32_t>(state_->node(i).nodeid.load() >> 32)].nodes.push_back(i);
-  }
-  for (int32_t i : handles) {
-    pending_slots_[static_cast<uint32_t>(state_->handle(i).nodeid >> 32)].handles.push_back(i);
-  }
-  pending_slots_.erase(0);  // the synthetic root needs nothing restored
-  recovering_.store(true);
-  SPDLOG_INFO("taking over: {} node records, {} open files, {} volumes to restore", nodes.size(),
-              handles.size(), pending_slots_.size());
-}
-
-void FuseFs::FinishRecovery() {
-  std::lock_guard lock(recovery_mu_);
-  for (const auto& [slot, records] : pending_slots_) {
-    SPDLOG_WARN("slot {}: its volume did not come back; its nodes answer ESTALE", slot);
-  }
-  pending_slots_.clear();
-  recovering_.store(false);
-  recovery_cv_.notify_all();
-}
-
-void FuseFs::AwaitRecovery(const Request& req) {
-  if (!recovering_.load(std::memory_order_acquire)) return;
-  const uint32_t slot = static_cast<uint32_t>(req.in->nodeid >> 32);
-  std::unique_lock lock(recovery_mu_);
-  // The root: a lookup of a volume name waits for every volume.
-  auto waiting = [&] {
-    return slot == 0 ? !pending_slots_.empty() : pending_slots_.count(slot) > 0;
-  };
-  if (!recovery_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !waiting(); })) {
-    SPDLOG_WARN("opcode {} on node {:#x}: volume still not restored after 30 s",
-                req.in->opcode, req.in->nodeid);
-  }
-}
-
-void FuseFs::RestoreVolume(const std::shared_ptr<Volume>& volume) {
-  SlotRecords records;
-  {
-    std::lock_guard lock(recovery_mu_);
-    auto it = pending_slots_.find(volume->slot);
-    if (it == pending_slots_.end()) return;
-    records = it->second;  // the slot stays pending (requests wait) until restored
-  }
-  size_t nodes = 0, files = 0, lost = 0;
-  for (int32_t i : records.nodes) {
-    Status st = inodes_.Restore(volume, i);
-    if (st.ok()) {
-      ++nodes;
-    } else {
-      ++lost;
-      SPDLOG_WARN("{}", st.ToString());
-    }
-  }
-  for (int32_t i : records.handles) {
-    HandleRecord& r = state_->handle(i);
-    const uint64_t fh = r.fh.load();
-    auto inode = inodes_.Get(r.nodeid);
-    UniqueFd fd;
-    if (inode) {
-      InodeFd path(*inode);
-      if (path.ok()) fd.Reset(::open(ProcFdPath(path.get()).c_str(), static_cast<int>(r.open_flags)));
-    }
-    if (!fd) {
-      // Its inode is gone (unlinked, and only our dead predecessor held it open).
-      SPDLOG_WARN("volume {}: open file {} of node {:#x} cannot be reopened", volume->id, fh,
-                  r.nodeid);
-      ++lost;
-      state_->FreeHandle(i);
-      continue;
-    }
-    auto file = std::make_shared<OpenFile>();
-    file->inode = inode;
-    file->fd = std::move(fd);
-    file->writer = r.writer != 0;
-    file->passthrough = r.passthrough != 0;
-    file->record = i;
-    volume->open_files.fetch_add(1, std::memory_order_relaxed);
-    if (file->writer) volume->open_writers.fetch_add(1, std::memory_order_relaxed);
-    files_.Insert(fh, std::move(file));
-    ++files;
-  }
-  SPDLOG_INFO("volume {}: restored {} nodes and {} open files ({} lost)", volume->id, nodes, files,
-              lost);
-  std::lock_guard lock(recovery_mu_);
-  pending_slots_.erase(volume->slot);
-  recovery_cv_.notify_all();
-}
-
-std::shared_ptr<OpenDir> FuseFs::ReopenDir(uint64_t nodeid, uint64_t fh) {
-  auto dir = std::make_shared<OpenDir>();
-  if (nodeid != kRootNodeId) {
-    dir->inode = Node(nodeid);
-    if (!dir->inode || dir->inode->type != S_IFDIR) return nullptr;
-    InodeFd fd(*dir->inode);
-    if (!fd.ok()) return nullptr;
-    dir->fd.Reset(::openat(fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir->fd) return nullptr;
-  }
-  dirs_.Insert(fh, dir);
-  return dir;
 }
 
 }  // namespace cellar::mount

@@ -168,7 +168,7 @@ void FuseServer::StartHolderWatch() {
 }
 
 void FuseServer::FinishRecovery() {
-  if (session_) session_->fs().FinishRecovery();
+  if (session_) session_->fs().recovery().Finish();
 }
 
 void FuseServer::Pause() {
@@ -191,9 +191,9 @@ Status FuseServer::DetachVolume(const std::string& volume_id) {
   return session_->fs().DetachVolume(volume_id);
 }
 
-Result<VolumeUsage> FuseServer::Usage(const std::string& volume_id) const {
+Result<OpenFileCounts> FuseServer::OpenFiles(const std::string& volume_id) const {
   if (!session_) return Stopped();
-  return session_->fs().Usage(volume_id);
+  return session_->fs().OpenFiles(volume_id);
 }
 
 bool FuseServer::passthrough_active() const { return session_ && session_->passthrough(); }

@@ -76,7 +76,7 @@ class FuseServer {
   // working. NotFound if not attached.
   Status DetachVolume(const std::string& volume_id);
   // Open FUSE files and open writers of the volume. NotFound if not attached.
-  Result<VolumeUsage> Usage(const std::string& volume_id) const;
+  Result<OpenFileCounts> OpenFiles(const std::string& volume_id) const;
 
   // After a takeover: every volume that comes back has been attached.
   void FinishRecovery();

@@ -13,6 +13,7 @@
 #include <chrono>
 
 #include "common/logging.h"
+#include "mount/fuse_ops.h"
 
 namespace cellar::mount {
 namespace {
@@ -26,38 +27,38 @@ using Handler = int (*)(FuseFs&, const Request&, Reply&);
 
 constexpr std::array<Handler, 64> MakeHandlers() {
   std::array<Handler, 64> h{};
-  h[FUSE_LOOKUP] = DoLookup;
-  h[FUSE_FORGET] = DoForget;
-  h[FUSE_GETATTR] = DoGetattr;
-  h[FUSE_SETATTR] = DoSetattr;
-  h[FUSE_READLINK] = DoReadlink;
-  h[FUSE_SYMLINK] = DoSymlink;
-  h[FUSE_MKNOD] = DoMknod;
-  h[FUSE_MKDIR] = DoMkdir;
-  h[FUSE_UNLINK] = DoUnlink;
-  h[FUSE_RMDIR] = DoRmdir;
-  h[FUSE_RENAME] = DoRename;
-  h[FUSE_LINK] = DoLink;
-  h[FUSE_OPEN] = DoOpen;
-  h[FUSE_READ] = DoRead;
-  h[FUSE_WRITE] = DoWrite;
-  h[FUSE_STATFS] = DoStatfs;
-  h[FUSE_RELEASE] = DoRelease;
-  h[FUSE_FSYNC] = DoFsync;
-  h[FUSE_SETXATTR] = DoSetxattr;
-  h[FUSE_GETXATTR] = DoGetxattr;
-  h[FUSE_LISTXATTR] = DoListxattr;
-  h[FUSE_REMOVEXATTR] = DoRemovexattr;
-  h[FUSE_OPENDIR] = DoOpendir;
-  h[FUSE_READDIR] = DoReaddir;
-  h[FUSE_RELEASEDIR] = DoReleasedir;
-  h[FUSE_FSYNCDIR] = DoFsyncdir;
-  h[FUSE_CREATE] = DoCreate;
-  h[FUSE_BATCH_FORGET] = DoBatchForget;
-  h[FUSE_FALLOCATE] = DoFallocate;
-  h[FUSE_READDIRPLUS] = DoReaddirplus;
-  h[FUSE_RENAME2] = DoRename2;
-  h[FUSE_LSEEK] = DoLseek;
+  h[FUSE_LOOKUP] = OnLookup;
+  h[FUSE_FORGET] = OnForget;
+  h[FUSE_GETATTR] = OnGetattr;
+  h[FUSE_SETATTR] = OnSetattr;
+  h[FUSE_READLINK] = OnReadlink;
+  h[FUSE_SYMLINK] = OnSymlink;
+  h[FUSE_MKNOD] = OnMknod;
+  h[FUSE_MKDIR] = OnMkdir;
+  h[FUSE_UNLINK] = OnUnlink;
+  h[FUSE_RMDIR] = OnRmdir;
+  h[FUSE_RENAME] = OnRename;
+  h[FUSE_LINK] = OnLink;
+  h[FUSE_OPEN] = OnOpen;
+  h[FUSE_READ] = OnRead;
+  h[FUSE_WRITE] = OnWrite;
+  h[FUSE_STATFS] = OnStatfs;
+  h[FUSE_RELEASE] = OnRelease;
+  h[FUSE_FSYNC] = OnFsync;
+  h[FUSE_SETXATTR] = OnSetxattr;
+  h[FUSE_GETXATTR] = OnGetxattr;
+  h[FUSE_LISTXATTR] = OnListxattr;
+  h[FUSE_REMOVEXATTR] = OnRemovexattr;
+  h[FUSE_OPENDIR] = OnOpendir;
+  h[FUSE_READDIR] = OnReaddir;
+  h[FUSE_RELEASEDIR] = OnReleasedir;
+  h[FUSE_FSYNCDIR] = OnFsyncdir;
+  h[FUSE_CREATE] = OnCreate;
+  h[FUSE_BATCH_FORGET] = OnBatchForget;
+  h[FUSE_FALLOCATE] = OnFallocate;
+  h[FUSE_READDIRPLUS] = OnReaddirplus;
+  h[FUSE_RENAME2] = OnRename2;
+  h[FUSE_LSEEK] = OnLseek;
   // ACCESS: default_permissions makes the kernel check; ENOSYS stops it asking.
   // FLUSH: bytes are in the arena as soon as written; ENOSYS spares every close(2) a
   // round trip (the kernel stops sending it).
@@ -123,7 +124,7 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Resume(FuseChannel channel,
                 fs_options.passthrough ? "on" : "off");
   }
   session->fs_ = std::make_unique<FuseFs>(&session->channel_, fs_options, session->state_.get());
-  session->fs_->BeginRecovery();
+  session->fs_->recovery().Begin();
   return session;
 }
 
@@ -160,7 +161,7 @@ Status FuseSession::Negotiate() {
   // without them (a pod whose fsGroup owns the volume is such a caller).
   // HANDLE_KILLPRIV_V2: we clear suid/sgid where the kernel flags a write, truncate or
   // O_TRUNC open, and on the empty SETATTR it sends when a passthrough write must drop
-  // them (DoSetattr). It is also what lets the kernel mark inodes S_NOSEC; without it
+  // them (OnSetattr). It is also what lets the kernel mark inodes S_NOSEC; without it
   // every write(2) - passthrough ones too - first asks us for security.capability
   // (measured: 4 KiB passthrough writes 4x slower, 64 KiB ones 1.7x).
   // Never FUSE_WRITEBACK_CACHE: the kernel refuses it together with passthrough, and
@@ -330,7 +331,7 @@ void FuseSession::Dispatch(const FuseChannel& channel, const Request& req, Reply
   } else if (opcode == FUSE_DESTROY) {
     err = 0;
   } else if (opcode < kHandlers.size() && kHandlers[opcode] != nullptr) {
-    fs_->AwaitRecovery(req);
+    fs_->recovery().Await(req);
     // Timed from after the recovery wait: the histogram shows the cost of serving, and
     // a takeover shows in the restart metrics instead.
     const auto start = options_.stats ? Clock::now() : Clock::time_point{};

@@ -12,6 +12,7 @@
 #include "common/unique_fd.h"
 #include "mount/fuse_channel.h"
 #include "mount/fuse_fs.h"
+#include "mount/fuse_message.h"
 #include "mount/fuse_stats.h"
 #include "mount/session_state.h"
 
@@ -33,14 +34,15 @@ class FuseSession {
  public:
   // Reads the kernel's FUSE_INIT from `channel` (blocking) and answers it.
   // Unavailable if the kernel speaks another major version or the connection dies.
-  // `mount_dev` (the mount's st_dev) is recorded in the new session state.
+  // The caller records the mount's st_dev in state().header().mount_dev.
   static Result<std::unique_ptr<FuseSession>> Init(FuseChannel channel, SessionOptions options);
 
   // Takes over a live connection from a predecessor: `channel` is the connection's
   // main file, `clones` the files its threads read (requests they had read but not
   // answered are still queued on them), `state` what it recorded. No INIT: the
-  // protocol is the one the state says was negotiated. Start() then restores and asks
-  // the kernel to resend the unanswered requests.
+  // protocol is the one the state says was negotiated. The FuseFs starts recovering
+  // (recovery.h): each volume's nodes and handles come back as it is attached again.
+  // Start() asks the kernel to resend the unanswered requests.
   static Result<std::unique_ptr<FuseSession>> Resume(FuseChannel channel,
                                                      std::vector<FuseChannel> clones,
                                                      std::unique_ptr<SessionState> state,

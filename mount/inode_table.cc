@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/logging.h"
+#include "mount/recovery.h"
 
 namespace cellar::mount {
 namespace {
@@ -34,6 +35,8 @@ uint64_t GenerationOf(const FileHandle& handle) {
 
 }  // namespace
 
+std::string ProcFdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
 Result<uint64_t> MakeNodeId(uint32_t slot, ino_t ino) {
   if (ino > 0xffffffffULL) {
     return Status(Code::kOutOfRange,
@@ -50,7 +53,7 @@ std::shared_ptr<Inode> InodeTable::Get(uint64_t nodeid) const {
   return it == shard.inodes.end() ? nullptr : it->second;
 }
 
-Result<std::shared_ptr<Inode>> InodeTable::Remember(const std::shared_ptr<Volume>& volume,
+Result<std::shared_ptr<Inode>> InodeTable::Remember(const std::shared_ptr<MountedVolume>& volume,
                                                     UniqueFd fd, const struct stat& st) {
   ASSIGN_OR_RETURN(uint64_t nodeid, MakeNodeId(volume->slot, st.st_ino));
   Shard& shard = ShardOf(nodeid);
@@ -109,31 +112,13 @@ void InodeTable::Record(Inode& inode) {
   inode.record = index;
 }
 
-Status InodeTable::Restore(const std::shared_ptr<Volume>& volume, int32_t record) {
-  NodeRecord& r = state_->node(record);
+void InodeTable::Restore(const std::shared_ptr<MountedVolume>& volume, int32_t record,
+                         UniqueFd fd, mode_t type, const FileHandle& handle) {
+  const NodeRecord& r = state_->node(record);
   const uint64_t nodeid = r.nodeid.load(std::memory_order_acquire);
-  FileHandle handle;
-  handle.type = r.handle_type;
-  handle.size = std::min<uint32_t>(r.handle_size, sizeof(r.handle));
-  std::memcpy(handle.bytes, r.handle, handle.size);
-  struct {
-    file_handle h;
-    unsigned char bytes[sizeof(FileHandle::bytes)];
-  } buf{};
-  buf.h.handle_bytes = handle.size;
-  buf.h.handle_type = handle.type;
-  std::memcpy(buf.h.f_handle, handle.bytes, handle.size);
-  UniqueFd fd(::open_by_handle_at(volume->mount_fd.get(), &buf.h, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0 || (st.st_ino & 0xffffffffULL) != (nodeid & 0xffffffffULL)) {
-    int err = fd ? ESTALE : (errno == ENOENT ? ESTALE : errno);
-    state_->FreeNode(record);
-    return Status(Code::kNotFound,
-                  fmt::format("node {:#x} of volume {}: {}", nodeid, volume->id, strerror(err)), err);
-  }
   BudgetFd(fd, handle);
-  auto inode = std::make_shared<Inode>(nodeid, GenerationOf(handle), st.st_mode & S_IFMT, volume,
-                                       std::move(fd), handle);
+  auto inode = std::make_shared<Inode>(nodeid, GenerationOf(handle), type, volume, std::move(fd),
+                                       handle);
   inode->nlookup = r.nlookup;
   inode->backing_id = r.backing_id;
   inode->backing_refs = r.backing_refs;
@@ -150,7 +135,6 @@ Status InodeTable::Restore(const std::shared_ptr<Volume>& volume, int32_t record
     if (inode->fd.valid()) held_fds_.fetch_sub(1);
     state_->FreeNode(record);
   }
-  return Status::Ok();
 }
 
 void InodeTable::Forget(uint64_t nodeid, uint64_t count) {
@@ -183,19 +167,13 @@ InodeFd::InodeFd(const Inode& inode) {
     fd_ = inode.fd.get();
     return;
   }
-  struct {
-    file_handle handle;
-    unsigned char bytes[sizeof(FileHandle::bytes)];
-  } buf{};
-  buf.handle.handle_bytes = inode.handle.size;
-  buf.handle.handle_type = inode.handle.type;
-  std::memcpy(buf.handle.f_handle, inode.handle.bytes, inode.handle.size);
-  owned_.Reset(::open_by_handle_at(inode.volume->mount_fd.get(), &buf.handle,
-                                   O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  if (!owned_) {
-    err_ = errno == ENOENT ? ESTALE : errno;
+  auto fd = OpenByHandle(inode.volume->mount_fd.get(), inode.handle,
+                         O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (!fd.ok()) {
+    err_ = fd.status().err();
     return;
   }
+  owned_ = std::move(fd).value();
   fd_ = owned_.get();
 }
 

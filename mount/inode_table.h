@@ -30,15 +30,17 @@ namespace cellar::mount {
 
 inline constexpr uint64_t kRootNodeId = 1;
 
-struct Volume {
+// A store volume as this mount serves it: the arena under <mountpoint>/<id>, and the
+// FUSE files open on it. (store::Volume is the store's record of the same volume.)
+struct MountedVolume {
   std::string id;
   uint32_t slot = 0;
   std::filesystem::path arena_root;
   UniqueFd root_fd;   // O_PATH of the arena root
   UniqueFd mount_fd;  // O_RDONLY of the arena root: open_by_handle_at's mount fd
   dev_t dev = 0;     // the arena's st_dev: every inode of this volume has it
-  std::atomic<uint64_t> open_files{0};
-  std::atomic<uint64_t> open_writers{0};
+  std::atomic<uint64_t> open_files{0};    // FUSE file handles open on the volume
+  std::atomic<uint64_t> open_writers{0};  // of which opened for writing
 };
 
 // Node id for arena inode `ino` of the volume in `slot`; EOVERFLOW if ino needs > 32 bits.
@@ -53,7 +55,7 @@ struct FileHandle {
 };
 
 struct Inode {
-  Inode(uint64_t nodeid, uint64_t generation, mode_t type, std::shared_ptr<Volume> volume,
+  Inode(uint64_t nodeid, uint64_t generation, mode_t type, std::shared_ptr<MountedVolume> volume,
         UniqueFd fd, FileHandle handle)
       : nodeid(nodeid), generation(generation), type(type), volume(std::move(volume)),
         handle(handle), fd(std::move(fd)) {}
@@ -61,7 +63,7 @@ struct Inode {
   const uint64_t nodeid;
   const uint64_t generation;
   const mode_t type;  // S_IFMT bits; an arena inode never changes type
-  const std::shared_ptr<Volume> volume;
+  const std::shared_ptr<MountedVolume> volume;
   const FileHandle handle;
   // O_PATH|O_NOFOLLOW of the arena inode, held while the table is within its fd budget
   // (the process's fd limit is finite, the kernel's inode cache is not); otherwise
@@ -80,6 +82,9 @@ struct Inode {
   int32_t backing_id = -1;
   uint32_t backing_refs = 0;
 };
+
+// "/proc/self/fd/N": how an O_PATH inode fd is reopened or passed to path-only calls.
+std::string ProcFdPath(int fd);
 
 // The fd one operation uses on an inode: the held one, or one reopened by handle.
 class InodeFd {
@@ -107,17 +112,20 @@ class InodeTable {
   // Counts one more kernel lookup of the arena inode that `fd` (O_PATH) refers to,
   // inserting it if new (fd is then kept; otherwise closed). `st` is fd's stat.
   // EOVERFLOW for inode numbers above 32 bits.
-  Result<std::shared_ptr<Inode>> Remember(const std::shared_ptr<Volume>& volume, UniqueFd fd,
+  Result<std::shared_ptr<Inode>> Remember(const std::shared_ptr<MountedVolume>& volume, UniqueFd fd,
                                           const struct stat& st);
 
   // Drops `count` lookups; erases the inode at zero. A count larger than held is a
   // kernel/daemon disagreement: logged, and the inode is erased.
   void Forget(uint64_t nodeid, uint64_t count);
 
-  // Re-creates the inode of a predecessor's record (taking a live connection over):
-  // reopens the arena inode by its handle and inserts it with the record's lookup
-  // count. ESTALE if the inode no longer exists.
-  Status Restore(const std::shared_ptr<Volume>& volume, int32_t record);
+  // Re-creates the inode of a predecessor's node record (taking a live connection
+  // over; see recovery.h), with the record's lookup count and passthrough backing.
+  // `fd` is the arena inode Recovery reopened by `handle` (O_PATH), `type` its S_IFMT
+  // bits. A second record of the same node id (a crash between two writes) is merged
+  // into the first and freed.
+  void Restore(const std::shared_ptr<MountedVolume>& volume, int32_t record, UniqueFd fd,
+               mode_t type, const FileHandle& handle);
 
   size_t size() const;
 

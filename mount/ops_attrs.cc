@@ -10,7 +10,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "mount/fs_creds.h"
 #include "mount/fuse_fs.h"
+#include "mount/fuse_ops.h"
 
 namespace cellar::mount {
 namespace {
@@ -71,7 +73,7 @@ int ReplySized(ssize_t n, uint32_t size, Reply& reply) {
 
 }  // namespace
 
-int DoGetattr(FuseFs& fs, const Request& req, Reply& reply) {
+int OnGetattr(FuseFs& fs, const Request& req, Reply& reply) {
   if (req.in->nodeid == kRootNodeId) {
     fuse_attr_out out{};
     fs.SetAttrTimeout(&out.attr_valid, &out.attr_valid_nsec);
@@ -85,7 +87,7 @@ int DoGetattr(FuseFs& fs, const Request& req, Reply& reply) {
   return ReplyAttr(fs, *inode, reply);
 }
 
-int DoSetattr(FuseFs& fs, const Request& req, Reply& reply) {
+int OnSetattr(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_setattr_in>();
   if (in == nullptr) return EINVAL;
   if (req.in->nodeid == kRootNodeId) return EPERM;
@@ -140,7 +142,7 @@ int DoSetattr(FuseFs& fs, const Request& req, Reply& reply) {
   return ReplyAttr(fs, *inode, reply);
 }
 
-int DoStatfs(FuseFs& fs, const Request& req, Reply& reply) {
+int OnStatfs(FuseFs& fs, const Request& req, Reply& reply) {
   fuse_statfs_out out{};
   out.st.bsize = out.st.frsize = 4096;
   out.st.namelen = NAME_MAX;
@@ -164,7 +166,7 @@ int DoStatfs(FuseFs& fs, const Request& req, Reply& reply) {
   return 0;
 }
 
-int DoSetxattr(FuseFs& fs, const Request& req, Reply&) {
+int OnSetxattr(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_setxattr_in>();
   // Without FUSE_SETXATTR_EXT the argument is the 8-byte compat layout.
   const char* name = req.String(FUSE_COMPAT_SETXATTR_IN_SIZE);
@@ -183,7 +185,7 @@ int DoSetxattr(FuseFs& fs, const Request& req, Reply&) {
   return 0;
 }
 
-int DoGetxattr(FuseFs& fs, const Request& req, Reply& reply) {
+int OnGetxattr(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_getxattr_in>();
   const char* name = req.String(sizeof(fuse_getxattr_in));
   if (in == nullptr || name == nullptr) return EINVAL;
@@ -198,7 +200,7 @@ int DoGetxattr(FuseFs& fs, const Request& req, Reply& reply) {
   return ReplySized(n, in->size, reply);
 }
 
-int DoListxattr(FuseFs& fs, const Request& req, Reply& reply) {
+int OnListxattr(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_getxattr_in>();
   if (in == nullptr) return EINVAL;
   int err;
@@ -212,7 +214,7 @@ int DoListxattr(FuseFs& fs, const Request& req, Reply& reply) {
   return ReplySized(n, in->size, reply);
 }
 
-int DoRemovexattr(FuseFs& fs, const Request& req, Reply&) {
+int OnRemovexattr(FuseFs& fs, const Request& req, Reply&) {
   const char* name = req.String(0);
   if (name == nullptr) return EINVAL;
   int err;

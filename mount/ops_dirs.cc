@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "mount/fuse_fs.h"
+#include "mount/fuse_ops.h"
 
 namespace cellar::mount {
 namespace {
@@ -107,7 +108,9 @@ int ReaddirCommon(FuseFs& fs, const Request& req, Reply& reply, bool plus) {
   auto* in = req.Arg<fuse_read_in>();
   if (in == nullptr) return EINVAL;
   auto dir = fs.dirs().Get(in->fh);
-  if (!dir && fs.adopted()) dir = fs.ReopenDir(req.in->nodeid, in->fh);  // a predecessor's
+  if (!dir && fs.recovery().adopted()) {
+    dir = fs.recovery().ReopenDir(req.in->nodeid, in->fh);  // a predecessor's
+  }
   if (!dir) return EBADF;
   DirentWriter out(fs, reply, in->size, plus);
   int err = dir->inode ? ReadArenaDir(*dir, in->offset, out) : ReadRoot(fs, in->offset, out);
@@ -119,7 +122,7 @@ int ReaddirCommon(FuseFs& fs, const Request& req, Reply& reply, bool plus) {
 
 }  // namespace
 
-int DoOpendir(FuseFs& fs, const Request& req, Reply& reply) {
+int OnOpendir(FuseFs& fs, const Request& req, Reply& reply) {
   auto dir = std::make_shared<OpenDir>();
   if (req.in->nodeid != kRootNodeId) {
     dir->inode = fs.Node(req.in->nodeid);
@@ -136,21 +139,21 @@ int DoOpendir(FuseFs& fs, const Request& req, Reply& reply) {
   return 0;
 }
 
-int DoReaddir(FuseFs& fs, const Request& req, Reply& reply) {
+int OnReaddir(FuseFs& fs, const Request& req, Reply& reply) {
   return ReaddirCommon(fs, req, reply, false);
 }
 
-int DoReaddirplus(FuseFs& fs, const Request& req, Reply& reply) {
+int OnReaddirplus(FuseFs& fs, const Request& req, Reply& reply) {
   return ReaddirCommon(fs, req, reply, true);
 }
 
-int DoReleasedir(FuseFs& fs, const Request& req, Reply&) {
+int OnReleasedir(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_release_in>();
   if (in == nullptr) return EINVAL;
   fs.dirs().Take(in->fh);
   return 0;
 }
 
-int DoFsyncdir(FuseFs&, const Request&, Reply&) { return 0; }  // tmpfs: nothing to sync
+int OnFsyncdir(FuseFs&, const Request&, Reply&) { return 0; }  // tmpfs: nothing to sync
 
 }  // namespace cellar::mount

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "common/logging.h"
+#include "mount/fs_creds.h"
 #include "mount/fuse_fs.h"
+#include "mount/fuse_ops.h"
 
 namespace cellar::mount {
 namespace {
@@ -45,7 +47,7 @@ int ReplyEntry(FuseFs& fs, const Inode& parent, const char* name, Reply& reply) 
 
 }  // namespace
 
-int DoLookup(FuseFs& fs, const Request& req, Reply& reply) {
+int OnLookup(FuseFs& fs, const Request& req, Reply& reply) {
   const char* name = req.String(0);
   if (name == nullptr) return EINVAL;
   std::shared_ptr<Inode> parent;
@@ -70,13 +72,13 @@ int DoLookup(FuseFs& fs, const Request& req, Reply& reply) {
   return 0;
 }
 
-int DoForget(FuseFs& fs, const Request& req, Reply&) {
+int OnForget(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_forget_in>();
   if (in != nullptr && req.in->nodeid != kRootNodeId) fs.inodes().Forget(req.in->nodeid, in->nlookup);
   return kNoReply;
 }
 
-int DoBatchForget(FuseFs& fs, const Request& req, Reply&) {
+int OnBatchForget(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_batch_forget_in>();
   if (in == nullptr) return kNoReply;
   size_t max = (req.arg_size - sizeof(*in)) / sizeof(fuse_forget_one);
@@ -120,7 +122,7 @@ int CreateEntry(FuseFs& fs, const Request& req, const char* name, Reply& reply, 
 
 }  // namespace
 
-int DoMknod(FuseFs& fs, const Request& req, Reply& reply) {
+int OnMknod(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_mknod_in>();
   const char* name = req.String(sizeof(fuse_mknod_in));
   if (in == nullptr || name == nullptr) return EINVAL;
@@ -128,14 +130,14 @@ int DoMknod(FuseFs& fs, const Request& req, Reply& reply) {
                      [&](int dir) { return ::mknodat(dir, name, in->mode, in->rdev); });
 }
 
-int DoMkdir(FuseFs& fs, const Request& req, Reply& reply) {
+int OnMkdir(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_mkdir_in>();
   const char* name = req.String(sizeof(fuse_mkdir_in));
   if (in == nullptr || name == nullptr) return EINVAL;
   return CreateEntry(fs, req, name, reply, [&](int dir) { return ::mkdirat(dir, name, in->mode); });
 }
 
-int DoSymlink(FuseFs& fs, const Request& req, Reply& reply) {
+int OnSymlink(FuseFs& fs, const Request& req, Reply& reply) {
   const char* name = req.String(0);
   const char* target = name ? req.String(std::strlen(name) + 1) : nullptr;
   if (target == nullptr) return EINVAL;
@@ -143,7 +145,7 @@ int DoSymlink(FuseFs& fs, const Request& req, Reply& reply) {
                      [&](int dir) { return ::symlinkat(target, dir, name); });
 }
 
-int DoLink(FuseFs& fs, const Request& req, Reply& reply) {
+int OnLink(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_link_in>();
   const char* name = req.String(sizeof(fuse_link_in));
   if (in == nullptr || name == nullptr) return EINVAL;
@@ -189,9 +191,9 @@ int RemoveEntry(FuseFs& fs, const Request& req, int flags) {
 
 }  // namespace
 
-int DoUnlink(FuseFs& fs, const Request& req, Reply&) { return RemoveEntry(fs, req, 0); }
+int OnUnlink(FuseFs& fs, const Request& req, Reply&) { return RemoveEntry(fs, req, 0); }
 
-int DoRmdir(FuseFs& fs, const Request& req, Reply&) { return RemoveEntry(fs, req, AT_REMOVEDIR); }
+int OnRmdir(FuseFs& fs, const Request& req, Reply&) { return RemoveEntry(fs, req, AT_REMOVEDIR); }
 
 namespace {
 
@@ -228,19 +230,19 @@ int RenameCommon(FuseFs& fs, const Request& req, uint64_t newdir_id, uint32_t fl
 
 }  // namespace
 
-int DoRename(FuseFs& fs, const Request& req, Reply&) {
+int OnRename(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_rename_in>();
   if (in == nullptr) return EINVAL;
   return RenameCommon(fs, req, in->newdir, 0, sizeof(fuse_rename_in));
 }
 
-int DoRename2(FuseFs& fs, const Request& req, Reply&) {
+int OnRename2(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_rename2_in>();
   if (in == nullptr) return EINVAL;
   return RenameCommon(fs, req, in->newdir, in->flags, sizeof(fuse_rename2_in));
 }
 
-int DoReadlink(FuseFs& fs, const Request& req, Reply& reply) {
+int OnReadlink(FuseFs& fs, const Request& req, Reply& reply) {
   auto inode = fs.Node(req.in->nodeid);
   if (!inode) return ESTALE;
   if (inode->type != S_IFLNK) return EINVAL;

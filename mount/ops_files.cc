@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "common/logging.h"
+#include "mount/fs_creds.h"
 #include "mount/fuse_fs.h"
+#include "mount/fuse_ops.h"
 
 namespace cellar::mount {
 namespace {
@@ -43,7 +45,7 @@ void StartOpen(FuseFs& fs, std::shared_ptr<Inode> inode, UniqueFd fd, uint32_t f
   if (fs.options().stats && file->inode->type == S_IFREG) {
     fs.options().stats->RecordOpen(file->passthrough);
   }
-  Volume& volume = *file->inode->volume;
+  MountedVolume& volume = *file->inode->volume;
   volume.open_files.fetch_add(1, std::memory_order_relaxed);
   if (file->writer) volume.open_writers.fetch_add(1, std::memory_order_relaxed);
   OpenFile& recorded = *file;
@@ -53,7 +55,7 @@ void StartOpen(FuseFs& fs, std::shared_ptr<Inode> inode, UniqueFd fd, uint32_t f
 
 }  // namespace
 
-int DoCreate(FuseFs& fs, const Request& req, Reply& reply) {
+int OnCreate(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_create_in>();
   const char* name = req.String(sizeof(fuse_create_in));
   if (in == nullptr || name == nullptr) return EINVAL;
@@ -86,7 +88,7 @@ int DoCreate(FuseFs& fs, const Request& req, Reply& reply) {
   return 0;
 }
 
-int DoOpen(FuseFs& fs, const Request& req, Reply& reply) {
+int OnOpen(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_open_in>();
   if (in == nullptr) return EINVAL;
   auto inode = fs.Node(req.in->nodeid);
@@ -106,7 +108,7 @@ int DoOpen(FuseFs& fs, const Request& req, Reply& reply) {
   return 0;
 }
 
-int DoRead(FuseFs& fs, const Request& req, Reply& reply) {
+int OnRead(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_read_in>();
   if (in == nullptr) return EINVAL;
   auto file = fs.files().Get(in->fh);
@@ -128,14 +130,14 @@ int DoRead(FuseFs& fs, const Request& req, Reply& reply) {
   return 0;
 }
 
-int DoWrite(FuseFs& fs, const Request& req, Reply& reply) {
+int OnWrite(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_write_in>();
   if (in == nullptr || req.arg_size - sizeof(fuse_write_in) < in->size) return EINVAL;
   auto file = fs.files().Get(in->fh);
   if (!file) return EBADF;
   const char* data = req.arg + sizeof(fuse_write_in);
   // Only WRITEs the daemon serves carry the flag; a passthrough write asks for the same
-  // with an empty SETATTR (see DoSetattr).
+  // with an empty SETATTR (see OnSetattr).
   if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
     int err = KillSuidGid(ProcFdPath(file->fd.get()), req, false);
     if (err != 0) return err;
@@ -157,7 +159,7 @@ int DoWrite(FuseFs& fs, const Request& req, Reply& reply) {
   return 0;
 }
 
-int DoFsync(FuseFs& fs, const Request& req, Reply&) {
+int OnFsync(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_fsync_in>();
   if (in == nullptr) return EINVAL;
   auto file = fs.files().Get(in->fh);
@@ -167,20 +169,21 @@ int DoFsync(FuseFs& fs, const Request& req, Reply&) {
   return rc == 0 ? 0 : errno;
 }
 
-int DoRelease(FuseFs& fs, const Request& req, Reply&) {
+int OnRelease(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_release_in>();
   if (in == nullptr) return EINVAL;
   auto file = fs.files().Take(in->fh);
-  if (!file) return fs.adopted() ? 0 : EBADF;  // a predecessor's handle that could not come back
+  // Unknown after a takeover: a predecessor's handle that could not come back.
+  if (!file) return fs.recovery().adopted() ? 0 : EBADF;
   fs.ForgetFile(*file);
   if (file->passthrough) fs.ReleaseBacking(*file->inode);
-  Volume& volume = *file->inode->volume;
+  MountedVolume& volume = *file->inode->volume;
   volume.open_files.fetch_sub(1, std::memory_order_relaxed);
   if (file->writer) volume.open_writers.fetch_sub(1, std::memory_order_relaxed);
   return 0;
 }
 
-int DoFallocate(FuseFs& fs, const Request& req, Reply&) {
+int OnFallocate(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_fallocate_in>();
   if (in == nullptr) return EINVAL;
   auto file = fs.files().Get(in->fh);
@@ -192,7 +195,7 @@ int DoFallocate(FuseFs& fs, const Request& req, Reply&) {
   return 0;
 }
 
-int DoLseek(FuseFs& fs, const Request& req, Reply& reply) {
+int OnLseek(FuseFs& fs, const Request& req, Reply& reply) {
   auto* in = req.Arg<fuse_lseek_in>();
   if (in == nullptr) return EINVAL;
   auto file = fs.files().Get(in->fh);

@@ -24,7 +24,7 @@ TEST(NodeIdTest, SlotIsTheHighHalf) {
 }
 
 TEST(InodeTableTest, CountsLookupsAndErasesAtZero) {
-  auto volume = std::make_shared<Volume>();
+  auto volume = std::make_shared<MountedVolume>();
   volume->slot = 5;
   InodeTable table(16);
   auto open_tmp = [] { return UniqueFd(::open("/tmp", O_PATH | O_CLOEXEC)); };
@@ -54,7 +54,7 @@ TEST(InodeTableTest, CountsLookupsAndErasesAtZero) {
 }
 
 TEST(InodeTableTest, ForgetOfMoreThanWasLookedUpErasesOnce) {
-  auto volume = std::make_shared<Volume>();
+  auto volume = std::make_shared<MountedVolume>();
   volume->slot = 2;
   InodeTable table(16);
   struct stat st;
@@ -76,7 +76,7 @@ TEST(InodeTableTest, ForgetOfMoreThanWasLookedUpErasesOnce) {
 TEST(InodeTableTest, BeyondTheFdBudgetInodesAreReopenedByHandle) {
   CELLAR_SKIP_UNLESS_ROOT("open_by_handle_at (CAP_DAC_READ_SEARCH)");
   // /dev/shm is a tmpfs, like an arena.
-  auto volume = std::make_shared<Volume>();
+  auto volume = std::make_shared<MountedVolume>();
   volume->slot = 1;
   volume->mount_fd.Reset(::open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   ASSERT_TRUE(volume->mount_fd.valid());

@@ -340,22 +340,22 @@ TEST_P(PosixTest, StatfsReportsTheVolumeArena) {
   EXPECT_LE(a.f_bfree * a.f_frsize, ArenaSize() - (1 << 20));
 }
 
-TEST_P(PosixTest, UsageCountsOpenFilesAndWriters) {
+TEST_P(PosixTest, OpenFilesCountsOpenFilesAndWriters) {
   int r = ::open((vol_a_ / "f").c_str(), O_CREAT | O_RDWR, 0644);
   int w = ::open((vol_a_ / "f").c_str(), O_RDONLY);
   ASSERT_GE(r, 0);
   ASSERT_GE(w, 0);
-  auto usage = server_->Usage("vol-a");
+  auto usage = server_->OpenFiles("vol-a");
   ASSERT_TRUE(usage.ok());
   EXPECT_EQ(usage->open_files, 2u);
   EXPECT_EQ(usage->open_writers, 1u);
   ::close(r);
   ::close(w);
   // RELEASE is asynchronous to close(2): wait for it without a time bound.
-  while (server_->Usage("vol-a")->open_files != 0) std::this_thread::yield();
-  EXPECT_EQ(server_->Usage("vol-a")->open_writers, 0u);
-  EXPECT_EQ(server_->Usage("vol-b")->open_files, 0u);
-  EXPECT_FALSE(server_->Usage("vol-c").ok());
+  while (server_->OpenFiles("vol-a")->open_files != 0) std::this_thread::yield();
+  EXPECT_EQ(server_->OpenFiles("vol-a")->open_writers, 0u);
+  EXPECT_EQ(server_->OpenFiles("vol-b")->open_files, 0u);
+  EXPECT_FALSE(server_->OpenFiles("vol-c").ok());
 }
 
 TEST_P(PosixTest, DetachRemovesTheNameButOpenFilesWork) {

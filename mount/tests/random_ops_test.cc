@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "mount/fs_creds.h"
 #include "mount/fuse_fs.h"
 #include "mount/tests/fuse_fixture.h"
 
@@ -441,7 +442,7 @@ TEST_P(RandomOpsTest, MatchesTmpfsAfterEveryStep) {
     std::printf("  timestamps compared on %d steps\n", timed_steps);
   }
   // Every kept file was closed: the daemon saw every RELEASE.
-  while (server_->Usage("vol-a")->open_files != 0) std::this_thread::yield();
+  while (server_->OpenFiles("vol-a")->open_files != 0) std::this_thread::yield();
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, RandomOpsTest, ::testing::Bool(), ModeName);
