@@ -8,7 +8,7 @@
 
 #include "cellar_admin.grpc.pb.h"
 #include "csi.grpc.pb.h"
-#include "csi/server.h"
+#include "csi/endpoint.h"
 
 namespace cellar::csi {
 

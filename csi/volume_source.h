@@ -46,6 +46,4 @@ class VolumeSource {
   virtual void Pause() {}
 };
 
-std::unique_ptr<VolumeSource> MakeArenaSource(const store::Store& store);
-
 }  // namespace cellar::csi

@@ -1,8 +1,10 @@
-// The fd holder: a process that does nothing but keep file descriptors open, so that a
-// FUSE connection (its /dev/fuse files) outlives a crash of `cellar node`. The kernel
-// aborts a FUSE connection when the last file of it closes; while the holder keeps a
-// duplicate, pods' mounts stay alive and their pending requests wait in the kernel for
-// the next daemon.
+// The fd holder's client and protocol. The holder (node/fd_holder.h, `cellar fd-holder`)
+// is a process that does nothing but keep file descriptors open, so that a FUSE
+// connection (its /dev/fuse files) outlives a crash of `cellar node`. The kernel aborts a
+// FUSE connection when the last file of it closes; while the holder keeps a duplicate,
+// pods' mounts stay alive and their pending requests wait in the kernel for the next
+// daemon. FuseServer (fuse_server.h) gives the holder its connection, and drops it when it
+// unmounts.
 //
 // Protocol (SOCK_SEQPACKET, one record each way per request):
 //   "PUT <key>" + fds  -> "OK"           replaces what was held under key
@@ -21,10 +23,6 @@
 #include "common/unix_socket.h"
 
 namespace cellar::mount {
-
-// Serves the holder socket until SIGTERM or SIGINT. Errors if the socket cannot be
-// made (a live holder already serves it, the path is not a socket...).
-Status RunFdHolder(const std::filesystem::path& socket);
 
 class FdHolderClient {
  public:

@@ -1,14 +1,14 @@
-#include "csi/fuse_source.h"
+#include "node/fuse_source.h"
 
 #include <sys/vfs.h>
 
 #include "mount/fuse_server.h"
 
-namespace cellar::csi {
+namespace cellar::node {
 
 namespace {
 
-class FuseSource final : public VolumeSource {
+class FuseSource final : public csi::VolumeSource {
  public:
   FuseSource(const store::Store& store, std::unique_ptr<mount::FuseServer> server)
       : store_(store), server_(std::move(server)) {}
@@ -31,8 +31,8 @@ class FuseSource final : public VolumeSource {
     }
     return Status::Ok();
   }
-  IoMode mode() const override {
-    return server_->passthrough_active() ? IoMode::kPassthrough : IoMode::kFuse;
+  csi::IoMode mode() const override {
+    return server_->passthrough_active() ? csi::IoMode::kPassthrough : csi::IoMode::kFuse;
   }
   bool resumed() const override { return server_->resumed(); }
   void AttachedAll() override { server_->FinishRecovery(); }
@@ -47,15 +47,15 @@ class FuseSource final : public VolumeSource {
 
 }  // namespace
 
-Result<std::unique_ptr<VolumeSource>> MakeFuseSource(const store::Store& store,
-                                                     FuseSourceOptions options) {
+Result<std::unique_ptr<csi::VolumeSource>> MakeFuseSource(const store::Store& store,
+                                                          FuseSourceOptions options) {
   mount::FuseConfig config;
   config.mountpoint = options.mountpoint;
   config.passthrough = options.passthrough;
   config.fd_holder = options.fd_holder;
   config.stats = options.stats;
   ASSIGN_OR_RETURN(auto server, mount::FuseServer::Start(config, std::move(options.inherited)));
-  return std::unique_ptr<VolumeSource>(new FuseSource(store, std::move(server)));
+  return std::unique_ptr<csi::VolumeSource>(new FuseSource(store, std::move(server)));
 }
 
-}  // namespace cellar::csi
+}  // namespace cellar::node

@@ -1,7 +1,7 @@
 // The fd holder as a real process: it keeps what it is given open after the giver closes
 // its copies (that is what keeps a FUSE connection alive across a crash), hands it back,
 // drops it on request, and refuses what it does not understand.
-#include "mount/fd_holder.h"
+#include "node/fd_holder.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,12 +14,14 @@
 #include <cstdlib>
 #include <thread>
 
+#include "mount/fd_holder.h"
 #include "tests/support/temp_dir.h"
 
-namespace cellar::mount {
+namespace cellar::node {
 namespace {
 
 namespace fs = std::filesystem;
+using mount::FdHolderClient;
 
 // A holder in a child process, as `cellar fd-holder` runs beside the node.
 class HolderProcess {
@@ -170,4 +172,4 @@ TEST_F(FdHolderTest, ClientErrorsWithoutAHolder) {
 }
 
 }  // namespace
-}  // namespace cellar::mount
+}  // namespace cellar::node

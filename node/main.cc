@@ -17,9 +17,9 @@
 #include "csi/local_client.h"
 #include "csi/metrics_server.h"
 #include "csi/registrar.h"
-#include "csi/server.h"
 #include "csi/status_format.h"
-#include "mount/fd_holder.h"
+#include "node/fd_holder.h"
+#include "node/server.h"
 
 #ifndef CELLAR_VERSION
 #define CELLAR_VERSION "dev"
@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("cellar ") + CELLAR_VERSION);
   app.require_subcommand(1);
 
-  cellar::csi::NodeOptions options;
+  cellar::node::NodeOptions options;
   options.driver_name = cellar::csi::kDefaultDriverName;
   std::string capacity = "1Gi";
   std::string log_level = "info";
@@ -266,7 +266,7 @@ int main(int argc, char** argv) {
       std::cerr << "cellar: " << st.message() << "\n";
       return 2;
     }
-    cellar::Status st = cellar::mount::RunFdHolder(std::filesystem::absolute(holder_socket));
+    cellar::Status st = cellar::node::RunFdHolder(std::filesystem::absolute(holder_socket));
     if (!st.ok()) {
       spdlog::error("cellar fd-holder: {}", st.message());
       return 1;
@@ -309,7 +309,7 @@ int main(int argc, char** argv) {
   if (!handover_socket.empty()) options.handover_socket = std::filesystem::absolute(handover_socket);
   options.exit_after_handover = after_handover == "exit";
 
-  cellar::Status st = cellar::csi::RunNode(options);
+  cellar::Status st = cellar::node::RunNode(options);
   if (!st.ok()) {
     spdlog::error("cellar node: {}", st.message());
     return 1;

@@ -1,10 +1,14 @@
-#include "csi/source_choice.h"
+#include "node/source_choice.h"
 
 #include <spdlog/spdlog.h>
 
-#include "csi/fuse_source.h"
+#include "node/arena_source.h"
+#include "node/fuse_source.h"
 
-namespace cellar::csi {
+namespace cellar::node {
+
+using csi::IoMode;
+using csi::VolumeSource;
 
 Result<std::unique_ptr<VolumeSource>> OpenVolumeSource(const store::Store& store,
                                                        SourceRequest request) {
@@ -49,4 +53,4 @@ Result<std::unique_ptr<VolumeSource>> OpenVolumeSource(const store::Store& store
   return source;
 }
 
-}  // namespace cellar::csi
+}  // namespace cellar::node

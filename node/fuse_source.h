@@ -6,13 +6,12 @@
 #include <memory>
 #include <vector>
 
-#include "common/unique_fd.h"
-
 #include "common/status.h"
+#include "common/unique_fd.h"
 #include "csi/volume_source.h"
 #include "mount/fuse_stats.h"
 
-namespace cellar::csi {
+namespace cellar::node {
 
 struct FuseSourceOptions {
   std::filesystem::path mountpoint;
@@ -22,7 +21,7 @@ struct FuseSourceOptions {
   mount::FuseStats* stats = nullptr;  // where requests are counted; may be null
 };
 
-Result<std::unique_ptr<VolumeSource>> MakeFuseSource(const store::Store& store,
-                                                     FuseSourceOptions options);
+Result<std::unique_ptr<csi::VolumeSource>> MakeFuseSource(const store::Store& store,
+                                                          FuseSourceOptions options);
 
-}  // namespace cellar::csi
+}  // namespace cellar::node

@@ -1,10 +1,10 @@
-#include "csi/volume_source.h"
+#include "node/arena_source.h"
 
-namespace cellar::csi {
+namespace cellar::node {
 
 namespace {
 
-class ArenaSource final : public VolumeSource {
+class ArenaSource final : public csi::VolumeSource {
  public:
   explicit ArenaSource(const store::Store& store) : store_(store) {}
   Status Attach(const store::Volume&) override { return Status::Ok(); }
@@ -14,7 +14,7 @@ class ArenaSource final : public VolumeSource {
   }
   // A bind mount of a tmpfs needs no process to answer for it.
   Status Healthy() const override { return Status::Ok(); }
-  IoMode mode() const override { return IoMode::kDirect; }
+  csi::IoMode mode() const override { return csi::IoMode::kDirect; }
 
  private:
   const store::Store& store_;
@@ -22,8 +22,8 @@ class ArenaSource final : public VolumeSource {
 
 }  // namespace
 
-std::unique_ptr<VolumeSource> MakeArenaSource(const store::Store& store) {
+std::unique_ptr<csi::VolumeSource> MakeArenaSource(const store::Store& store) {
   return std::make_unique<ArenaSource>(store);
 }
 
-}  // namespace cellar::csi
+}  // namespace cellar::node

@@ -17,10 +17,10 @@
 #include "mount/fuse_stats.h"
 #include "store/store.h"
 
-namespace cellar::csi {
+namespace cellar::node {
 
 struct SourceRequest {
-  IoMode mode = IoMode::kAuto;
+  csi::IoMode mode = csi::IoMode::kAuto;
   std::filesystem::path mountpoint;  // of the FUSE mount
   std::filesystem::path fd_holder;   // empty: no holder
   std::vector<UniqueFd> inherited;   // a predecessor's FUSE connection, from a hand-over
@@ -29,7 +29,7 @@ struct SourceRequest {
 
 // Errors: FailedPrecondition when passthrough is forced and the kernel does not grant
 // it; whatever starting the FUSE mount returns.
-Result<std::unique_ptr<VolumeSource>> OpenVolumeSource(const store::Store& store,
-                                                       SourceRequest request);
+Result<std::unique_ptr<csi::VolumeSource>> OpenVolumeSource(const store::Store& store,
+                                                            SourceRequest request);
 
-}  // namespace cellar::csi
+}  // namespace cellar::node

@@ -1,5 +1,6 @@
 // The node plugin process: opens the store, makes volumes reachable, serves the CSI
-// services on one unix socket until SIGTERM/SIGINT.
+// services on one unix socket until SIGTERM/SIGINT or a successor's hand-over
+// (node/handover.h).
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 #include "common/status.h"
 #include "csi/io_mode.h"
 
-namespace cellar::csi {
+namespace cellar::node {
 
 struct NodeOptions {
   std::string endpoint;  // unix:///path/csi.sock
@@ -18,7 +19,7 @@ struct NodeOptions {
   uint64_t capacity_bytes = 0;
   uint32_t max_volumes = 1024;
   std::string driver_name;
-  IoMode io_mode = IoMode::kAuto;  // how pods' I/O is served (csi/io_mode.h)
+  csi::IoMode io_mode = csi::IoMode::kAuto;  // how pods' I/O is served (csi/io_mode.h)
   // The fd holder's socket; empty: none (a crash then breaks the pods' mounts).
   std::filesystem::path fd_holder;
   // Where a successor asks this process to hand over; empty: <state_dir>/handover.sock.
@@ -30,10 +31,7 @@ struct NodeOptions {
   std::string metrics_address;
 };
 
-// "unix:///a/b.sock" or "unix:/a/b.sock" -> "/a/b.sock"; InvalidArgument otherwise.
-Result<std::filesystem::path> SocketPathOf(const std::string& endpoint);
-
 // Runs until a termination signal; returns the reason it could not start otherwise.
 Status RunNode(const NodeOptions& options);
 
-}  // namespace cellar::csi
+}  // namespace cellar::node
