@@ -31,8 +31,8 @@ Status PrepareSocketPath(const std::filesystem::path& path) {
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) {
-    return Status::FromErrno(ec.value(),
-                             fmt::format("create socket directory {}", path.parent_path().string()));
+    return Status::FromErrno(
+        ec.value(), fmt::format("create socket directory {}", path.parent_path().string()));
   }
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
@@ -40,8 +40,8 @@ Status PrepareSocketPath(const std::filesystem::path& path) {
     return ErrnoError("stat socket {}", path.string());
   }
   if (!S_ISSOCK(st.st_mode)) {
-    return Error(Code::kInvalidArgument, "{} exists and is not a unix socket; refusing to replace it",
-                 path.string());
+    return Error(Code::kInvalidArgument,
+                 "{} exists and is not a unix socket; refusing to replace it", path.string());
   }
   ASSIGN_OR_RETURN(sockaddr_un addr, AddressOf(path));
   // A socket of either type may be there; a live listener of any type answers one of them.
@@ -53,7 +53,7 @@ Status PrepareSocketPath(const std::filesystem::path& path) {
                    path.string());
     }
   }
-  SPDLOG_INFO("replacing stale socket {}", path.string());
+  spdlog::info("replacing stale socket {}", path.string());
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoError("remove stale socket {}", path.string());
   }
@@ -79,7 +79,8 @@ Result<UniqueFd> ConnectSeqpacket(const std::filesystem::path& path) {
   if (!fd) return ErrnoError("socket");
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     int err = errno;
-    if (err == ENOENT) return Status(Code::kNotFound, fmt::format("no socket at {}", path.string()), err);
+    if (err == ENOENT)
+      return Status(Code::kNotFound, fmt::format("no socket at {}", path.string()), err);
     if (err == ECONNREFUSED) {
       return Status(Code::kUnavailable, fmt::format("nobody listens on {}", path.string()), err);
     }
@@ -90,8 +91,8 @@ Result<UniqueFd> ConnectSeqpacket(const std::filesystem::path& path) {
 
 Status SendMessage(int socket, const std::string& text, const std::vector<int>& fds) {
   if (fds.size() > kMaxFdsPerMessage) {
-    return InvalidArgument(fmt::format("{} fds in one message (at most {})", fds.size(),
-                                       kMaxFdsPerMessage));
+    return InvalidArgument(
+        fmt::format("{} fds in one message (at most {})", fds.size(), kMaxFdsPerMessage));
   }
   if (text.size() > kMaxText) return InvalidArgument("message text too long");
   // A zero-length record reads as the peer closing the socket; never send one.

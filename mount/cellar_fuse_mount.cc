@@ -5,13 +5,16 @@
 //                     [--attr-timeout S] [--entry-timeout S] ID:SLOT:ARENA...
 #include <signal.h>
 
+#include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <CLI/CLI.hpp>
 
 #include "common/logging.h"
+#include "common/termination_signals.h"
 #include "mount/fuse_server.h"
 
 int main(int argc, char** argv) {
@@ -42,12 +45,12 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Block the signals before any thread starts, then wait for them synchronously.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // Before any thread starts, as every Cellar process does.
+  auto signals = cellar::TerminationSignals::Open();
+  if (!signals.ok()) {
+    std::cerr << "signals: " << signals.status().ToString() << "\n";
+    return 1;
+  }
 
   auto server = cellar::mount::FuseServer::Start(config);
   if (!server.ok()) {
@@ -61,7 +64,13 @@ int main(int argc, char** argv) {
       std::cerr << "bad volume spec " << spec << " (want ID:SLOT:ARENA)\n";
       return 2;
     }
-    uint32_t slot = static_cast<uint32_t>(std::stoul(spec.substr(a + 1, b - a - 1)));
+    uint32_t slot = 0;
+    const char* first = spec.data() + a + 1;
+    const char* last = spec.data() + b;
+    if (auto [end, ec] = std::from_chars(first, last, slot); ec != std::errc() || end != last) {
+      std::cerr << "bad slot in volume spec " << spec << " (want ID:SLOT:ARENA)\n";
+      return 2;
+    }
     auto st = (*server)->AttachVolume(spec.substr(0, a), slot, spec.substr(b + 1));
     if (!st.ok()) {
       std::cerr << "attach " << spec << ": " << st.ToString() << "\n";
@@ -70,8 +79,9 @@ int main(int argc, char** argv) {
   }
   std::printf("READY passthrough=%d\n", (*server)->passthrough_active() ? 1 : 0);
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&set, &sig);
+  if (auto sig = signals->Wait(std::chrono::milliseconds(-1)); !sig.ok()) {
+    std::cerr << "signals: " << sig.status().ToString() << "\n";
+  }
   auto st = (*server)->Stop();
   if (!st.ok()) {
     std::cerr << "stop: " << st.ToString() << "\n";

@@ -66,7 +66,7 @@ Status FuseFs::DetachVolume(const std::string& id) {
   iovec iov[2] = {{&out, sizeof(out)}, {const_cast<char*>(id.c_str()), id.size() + 1}};
   int err = channel_->Notify(FUSE_NOTIFY_INVAL_ENTRY, iov, 2);
   if (err != 0 && err != -ENOENT) {
-    SPDLOG_WARN("volume {}: invalidating its entry failed: {}", id, strerror(-err));
+    spdlog::warn("volume {}: invalidating its entry failed: {}", id, strerror(-err));
   }
   return Status::Ok();
 }
@@ -156,8 +156,8 @@ int32_t FuseFs::AcquireBacking(Inode& inode, int fd) {
   }
   auto id = channel_->OpenBacking(fd);
   if (!id.ok()) {
-    SPDLOG_WARN("node {:#x}: no passthrough ({}); serving its I/O in the daemon", inode.nodeid,
-                id.status().ToString());
+    spdlog::warn("node {:#x}: no passthrough ({}); serving its I/O in the daemon", inode.nodeid,
+                 id.status().ToString());
     return -1;
   }
   inode.backing_id = *id;
@@ -169,7 +169,7 @@ int32_t FuseFs::AcquireBacking(Inode& inode, int fd) {
 void FuseFs::ReleaseBacking(Inode& inode) {
   std::lock_guard lock(inode.mu);
   if (inode.backing_refs == 0) {
-    SPDLOG_ERROR("node {:#x}: backing released more often than acquired", inode.nodeid);
+    spdlog::error("node {:#x}: backing released more often than acquired", inode.nodeid);
     return;
   }
   if (--inode.backing_refs > 0) {
@@ -177,7 +177,7 @@ void FuseFs::ReleaseBacking(Inode& inode) {
     return;
   }
   Status st = channel_->CloseBacking(inode.backing_id);
-  if (!st.ok()) SPDLOG_WARN("node {:#x}: {}", inode.nodeid, st.ToString());
+  if (!st.ok()) spdlog::warn("node {:#x}: {}", inode.nodeid, st.ToString());
   inode.backing_id = -1;
   MirrorBacking(inode);
 }

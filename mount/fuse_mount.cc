@@ -19,7 +19,9 @@ namespace {
 
 constexpr const char* kFsType = "fuse.cellar";
 
-bool IsCellarMount(const std::filesystem::path& path) { return CellarMountDev(path).ok(); }
+bool IsCellarMount(const std::filesystem::path& path) {
+  return CellarMountDev(path).ok();
+}
 
 }  // namespace
 
@@ -58,7 +60,7 @@ Status PrepareMountpoint(const std::filesystem::path& mountpoint) {
   if (::stat(mountpoint.c_str(), &st) != 0) {
     if (errno == ENOTCONN) {
       // A daemon died with the mount still in place: every access fails until unmounted.
-      SPDLOG_WARN("cleaning dead FUSE mount at {}", mountpoint.string());
+      spdlog::warn("cleaning dead FUSE mount at {}", mountpoint.string());
       if (::umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
         return ErrnoError("umount2 dead mount {}", mountpoint.string());
       }
@@ -69,7 +71,7 @@ Status PrepareMountpoint(const std::filesystem::path& mountpoint) {
   // A live mount of an earlier instance that could not be taken over (no holder or
   // successor had its connection, or resuming it failed): nothing will serve it again.
   while (IsCellarMount(std::filesystem::absolute(mountpoint).lexically_normal())) {
-    SPDLOG_WARN("detaching earlier fuse.cellar mount at {}", mountpoint.string());
+    spdlog::warn("detaching earlier fuse.cellar mount at {}", mountpoint.string());
     if (::umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
       return ErrnoError("umount2 {}", mountpoint.string());
     }
@@ -94,7 +96,7 @@ Status UnmountFuse(const std::filesystem::path& mountpoint) {
   if (::umount2(mountpoint.c_str(), UMOUNT_NOFOLLOW) == 0) return Status::Ok();
   if (errno == EINVAL || errno == ENOENT) return Status::Ok();  // not mounted
   if (errno == EBUSY) {
-    SPDLOG_INFO("{} busy, detaching lazily", mountpoint.string());
+    spdlog::info("{} busy, detaching lazily", mountpoint.string());
     if (::umount2(mountpoint.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) return Status::Ok();
   }
   return ErrnoError("umount2 {}", mountpoint.string());

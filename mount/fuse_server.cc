@@ -13,7 +13,9 @@
 namespace cellar::mount {
 
 namespace {
-Status Stopped() { return Status(Code::kUnavailable, "the FUSE server is stopped"); }
+Status Stopped() {
+  return Status(Code::kUnavailable, "the FUSE server is stopped");
+}
 // Every inode the kernel knows holds an O_PATH fd of its arena file, and the kernel may
 // know millions: raise the fd limit as far as the system allows (root may raise the hard
 // limit up to fs.nr_open).
@@ -29,7 +31,7 @@ void RaiseFdLimit() {
     want = {lim.rlim_max, lim.rlim_max};
     if (::setrlimit(RLIMIT_NOFILE, &want) != 0) return;
   }
-  SPDLOG_INFO("fd limit raised to {}", want.rlim_cur);
+  spdlog::info("fd limit raised to {}", want.rlim_cur);
 }
 
 SessionOptions SessionOptionsOf(const FuseConfig& config) {
@@ -49,7 +51,7 @@ FuseServer::FuseServer(FuseConfig config) : config_(std::move(config)) {}
 
 FuseServer::~FuseServer() {
   Status st = Stop();
-  if (!st.ok()) SPDLOG_ERROR("stopping FUSE server: {}", st.ToString());
+  if (!st.ok()) spdlog::error("stopping FUSE server: {}", st.ToString());
 }
 
 Result<std::unique_ptr<FuseSession>> FuseServer::TryResume(const FuseConfig& config,
@@ -82,7 +84,7 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Start(FuseConfig config,
   }
   RaiseFdLimit();
   if (config.max_inode_fds == 0) {
-    struct rlimit lim{};
+    struct rlimit lim {};
     ::getrlimit(RLIMIT_NOFILE, &lim);
     config.max_inode_fds = std::max<size_t>(64, lim.rlim_cur / 2);
   }
@@ -93,8 +95,8 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Start(FuseConfig config,
     if (held.ok()) {
       inherited = std::move(held).value();
     } else {
-      SPDLOG_WARN("fd holder {}: {}; starting a new connection", config.fd_holder.string(),
-                  held.status().ToString());
+      spdlog::warn("fd holder {}: {}; starting a new connection", config.fd_holder.string(),
+                   held.status().ToString());
     }
   }
   if (!inherited.empty()) {
@@ -102,10 +104,10 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Start(FuseConfig config,
     if (session.ok()) {
       server->session_ = std::move(session).value();
       server->resumed_ = true;
-      SPDLOG_INFO("took over the live FUSE connection at {}", key);
+      spdlog::info("took over the live FUSE connection at {}", key);
     } else {
-      SPDLOG_WARN("cannot take over the FUSE connection at {}: {}; mounting anew", key,
-                  session.status().ToString());
+      spdlog::warn("cannot take over the FUSE connection at {}: {}; mounting anew", key,
+                   session.status().ToString());
     }
   }
   if (!server->session_) {
@@ -128,16 +130,16 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Start(FuseConfig config,
     // Daemon reads: without this, readahead (mmap, cached opens) asks 128 KiB at a time.
     // (stat of the mountpoint needs the serving threads.)
     Status st = SetReadAheadKb(config.mountpoint, kMaxWrite / 1024);
-    if (!st.ok()) SPDLOG_WARN("read-ahead stays at the default: {}", st.ToString());
+    if (!st.ok()) spdlog::warn("read-ahead stays at the default: {}", st.ToString());
   }
   if (!config.fd_holder.empty()) {
     // At once, replacing whatever the holder kept under this mountpoint before.
     Status st = FdHolderClient(config.fd_holder).Put(key, server->session_->Fds());
-    if (!st.ok()) SPDLOG_WARN("fd holder {}: {}", config.fd_holder.string(), st.ToString());
+    if (!st.ok()) spdlog::warn("fd holder {}: {}", config.fd_holder.string(), st.ToString());
     server->StartHolderWatch();
   }
-  SPDLOG_INFO("FUSE mount at {} ({} threads, passthrough {})", config.mountpoint.string(),
-              config.threads, server->passthrough_active() ? "on" : "off");
+  spdlog::info("FUSE mount at {} ({} threads, passthrough {})", config.mountpoint.string(),
+               config.threads, server->passthrough_active() ? "on" : "off");
   return server;
 }
 
@@ -154,11 +156,12 @@ void FuseServer::StartHolderWatch() {
       Status st = has.ok() ? Status::Ok() : has.status();
       if (has.ok() && !*has) {
         st = holder.Put(key, session_->Fds());
-        if (st.ok()) SPDLOG_INFO("fd holder {} keeps the FUSE connection", config_.fd_holder.string());
+        if (st.ok())
+          spdlog::info("fd holder {} keeps the FUSE connection", config_.fd_holder.string());
       }
       if (!st.ok() && !warned) {
-        SPDLOG_WARN("fd holder {}: {}; a crash now would break the pods' mounts",
-                    config_.fd_holder.string(), st.ToString());
+        spdlog::warn("fd holder {}: {}; a crash now would break the pods' mounts",
+                     config_.fd_holder.string(), st.ToString());
       }
       warned = !st.ok();
       lock.lock();
@@ -196,7 +199,9 @@ Result<OpenFileCounts> FuseServer::OpenFiles(const std::string& volume_id) const
   return session_->fs().OpenFiles(volume_id);
 }
 
-bool FuseServer::passthrough_active() const { return session_ && session_->passthrough(); }
+bool FuseServer::passthrough_active() const {
+  return session_ && session_->passthrough();
+}
 
 Status FuseServer::Stop(bool keep_connection) {
   {
@@ -208,13 +213,13 @@ Status FuseServer::Stop(bool keep_connection) {
   if (holder_watch_.joinable()) holder_watch_.join();
   Status st;
   if (keep_connection) {
-    SPDLOG_INFO("leaving the FUSE connection at {} to a successor", config_.mountpoint.string());
+    spdlog::info("leaving the FUSE connection at {} to a successor", config_.mountpoint.string());
   } else {
     st = UnmountFuse(config_.mountpoint);
     if (!config_.fd_holder.empty()) {
       // The holder must not keep a connection nobody will take over.
       Status dropped = FdHolderClient(config_.fd_holder).Drop(config_.mountpoint.string());
-      if (!dropped.ok()) SPDLOG_WARN("fd holder: {}", dropped.ToString());
+      if (!dropped.ok()) spdlog::warn("fd holder: {}", dropped.ToString());
     }
   }
   if (session_) session_->Stop();

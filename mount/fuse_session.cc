@@ -77,7 +77,7 @@ void InstallWakeHandler() {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART
   if (::sigaction(kWakeSignal, &sa, nullptr) != 0) {
-    SPDLOG_ERROR("sigaction({}): {}", kWakeSignal, strerror(errno));
+    spdlog::error("sigaction({}): {}", kWakeSignal, strerror(errno));
   }
 }
 
@@ -85,9 +85,9 @@ void InstallWakeHandler() {
 // no supplementary groups, so setfsuid/setfsgid fully describe the requester, and the
 // wake signal deliverable whatever mask the thread was started with.
 void PrepareServingThread() {
-  if (::unshare(CLONE_FS) != 0) SPDLOG_WARN("unshare(CLONE_FS): {}", strerror(errno));
+  if (::unshare(CLONE_FS) != 0) spdlog::warn("unshare(CLONE_FS): {}", strerror(errno));
   ::umask(0);
-  if (::syscall(SYS_setgroups, 0, nullptr) != 0) SPDLOG_WARN("setgroups: {}", strerror(errno));
+  if (::syscall(SYS_setgroups, 0, nullptr) != 0) spdlog::warn("setgroups: {}", strerror(errno));
   sigset_t wake;
   sigemptyset(&wake);
   sigaddset(&wake, kWakeSignal);
@@ -120,8 +120,9 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Resume(FuseChannel channel,
   fs_options.max_inode_fds = options.max_inode_fds;
   fs_options.stats = options.stats;
   if (options.passthrough != fs_options.passthrough) {
-    SPDLOG_WARN("the live connection has passthrough {}; keeping it (a new mode needs a new mount)",
-                fs_options.passthrough ? "on" : "off");
+    spdlog::warn(
+        "the live connection has passthrough {}; keeping it (a new mode needs a new mount)",
+        fs_options.passthrough ? "on" : "off");
   }
   session->fs_ = std::make_unique<FuseFs>(&session->channel_, fs_options, session->state_.get());
   session->fs_->recovery().Begin();
@@ -150,11 +151,10 @@ Status FuseSession::Negotiate() {
   if ((offered & kernel::kInitExt) && static_cast<size_t>(n) >= sizeof(*in) + sizeof(*init)) {
     offered |= static_cast<uint64_t>(init->flags2) << 32;
   }
-  uint64_t wanted = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
-                    FUSE_AUTO_INVAL_DATA | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
-                    FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
-                    FUSE_CACHE_SYMLINKS | FUSE_ABORT_ERROR | kernel::kInitExt |
-                    kernel::kDirectIoAllowMmap | FUSE_HANDLE_KILLPRIV_V2 |
+  uint64_t wanted = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_AUTO_INVAL_DATA |
+                    FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_ASYNC_DIO |
+                    FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_ABORT_ERROR |
+                    kernel::kInitExt | kernel::kDirectIoAllowMmap | FUSE_HANDLE_KILLPRIV_V2 |
                     kernel::kCreateSuppGroup;
   // CREATE_SUPP_GROUP: the kernel checked the caller's permission on the parent with
   // all its groups; creating with only its fsuid/fsgid would make tmpfs check again
@@ -194,19 +194,21 @@ Status FuseSession::Negotiate() {
   if (passthrough) {
     Status probe = channel_.ProbeBacking();
     if (!probe.ok()) {
-      SPDLOG_WARN("FUSE_INIT granted passthrough, but the kernel refuses this process backing "
-                  "files ({}): passthrough needs CAP_SYS_ADMIN in the initial user namespace",
-                  probe.ToString());
+      spdlog::warn(
+          "FUSE_INIT granted passthrough, but the kernel refuses this process backing "
+          "files ({}): passthrough needs CAP_SYS_ADMIN in the initial user namespace",
+          probe.ToString());
       refused = true;
       passthrough = false;
       flags &= ~kernel::kPassthrough;  // so a successor taking over does not try either
     }
   }
-  SPDLOG_INFO("FUSE 7.{} negotiated (kernel 7.{}), passthrough {}",
-              std::min(kernel_minor_, kernel::kMinorVersion), kernel_minor_,
-              passthrough ? "on"
-              : refused   ? "refused"
-              : options_.passthrough ? "not offered" : "off");
+  spdlog::info("FUSE 7.{} negotiated (kernel 7.{}), passthrough {}",
+               std::min(kernel_minor_, kernel::kMinorVersion), kernel_minor_,
+               passthrough            ? "on"
+               : refused              ? "refused"
+               : options_.passthrough ? "not offered"
+                                      : "off");
 
   ASSIGN_OR_RETURN(state_, SessionState::Create());
   StateHeader& h = state_->header();
@@ -254,11 +256,14 @@ Status FuseSession::Start() {
       // Requests the predecessor read but never answered sit in the clones' processing
       // queues; this puts them back in the pending queue, marked as resent.
       int err = channel_.Notify(kernel::kNotifyResend, nullptr, 0);
-      if (err != 0) SPDLOG_WARN("FUSE_NOTIFY_RESEND: {}", strerror(-err));
-      else SPDLOG_INFO("asked the kernel to resend unanswered requests");
+      if (err != 0)
+        spdlog::warn("FUSE_NOTIFY_RESEND: {}", strerror(-err));
+      else
+        spdlog::info("asked the kernel to resend unanswered requests");
     } else {
-      SPDLOG_WARN("kernel without FUSE_NOTIFY_RESEND: requests in flight at the crash stay "
-                  "unanswered");
+      spdlog::warn(
+          "kernel without FUSE_NOTIFY_RESEND: requests in flight at the crash stay "
+          "unanswered");
     }
   }
   // Only now: the kernel resends every request of every processing queue, ours too, so
@@ -291,7 +296,9 @@ void FuseSession::Stop() {
   threads_.clear();
 }
 
-FuseSession::~FuseSession() { Stop(); }
+FuseSession::~FuseSession() {
+  Stop();
+}
 
 void FuseSession::Serve(const FuseChannel& channel) {
   PrepareServingThread();
@@ -305,7 +312,7 @@ void FuseSession::Serve(const FuseChannel& channel) {
     if (n == -EINTR || n == -ENOENT) continue;
     if (n == -ENODEV) return;  // unmounted: the connection is gone
     if (n < 0) {
-      SPDLOG_ERROR("read /dev/fuse: {}", strerror(static_cast<int>(-n)));
+      spdlog::error("read /dev/fuse: {}", strerror(static_cast<int>(-n)));
       return;
     }
     auto* hdr = reinterpret_cast<const fuse_in_header*>(in_buf.get());
@@ -338,21 +345,21 @@ void FuseSession::Dispatch(const FuseChannel& channel, const Request& req, Reply
     err = kHandlers[opcode](*fs_, req, reply);  // each answers its own resends
     if (options_.stats) {
       options_.stats->RecordRequest(
-          opcode, std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start)
-                      .count());
+          opcode,
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
     }
   } else {
     err = ENOSYS;
   }
   if (err == kNoReply) return;
   if (err == ESTALE || err == EIO) {
-    SPDLOG_DEBUG("opcode {} node {:#x}: {}", opcode, req.in->nodeid, strerror(err));
+    spdlog::debug("opcode {} node {:#x}: {}", opcode, req.in->nodeid, strerror(err));
   }
   iovec iov[2];
   int count = reply.Iov(iov);
   int rc = channel.Reply(req.in->unique, err, iov, count);
   if (rc != 0 && rc != -ENOENT) {
-    SPDLOG_WARN("reply to opcode {} failed: {}", opcode, strerror(-rc));
+    spdlog::warn("reply to opcode {} failed: {}", opcode, strerror(-rc));
   }
 }
 

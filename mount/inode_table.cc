@@ -35,7 +35,9 @@ uint64_t GenerationOf(const FileHandle& handle) {
 
 }  // namespace
 
-std::string ProcFdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+std::string ProcFdPath(int fd) {
+  return "/proc/self/fd/" + std::to_string(fd);
+}
 
 Result<uint64_t> MakeNodeId(uint32_t slot, ino_t ino) {
   if (ino > 0xffffffffULL) {
@@ -63,7 +65,8 @@ Result<std::shared_ptr<Inode>> InodeTable::Remember(const std::shared_ptr<Mounte
     if (it != shard.inodes.end()) {
       Inode& known = *it->second;
       ++known.nlookup;
-      if (state_ && known.record != SessionState::kNone) state_->node(known.record).nlookup = known.nlookup;
+      if (state_ && known.record != SessionState::kNone)
+        state_->node(known.record).nlookup = known.nlookup;
       return it->second;
     }
   }
@@ -112,13 +115,13 @@ void InodeTable::Record(Inode& inode) {
   inode.record = index;
 }
 
-void InodeTable::Restore(const std::shared_ptr<MountedVolume>& volume, int32_t record,
-                         UniqueFd fd, mode_t type, const FileHandle& handle) {
+void InodeTable::Restore(const std::shared_ptr<MountedVolume>& volume, int32_t record, UniqueFd fd,
+                         mode_t type, const FileHandle& handle) {
   const NodeRecord& r = state_->node(record);
   const uint64_t nodeid = r.nodeid.load(std::memory_order_acquire);
   BudgetFd(fd, handle);
-  auto inode = std::make_shared<Inode>(nodeid, GenerationOf(handle), type, volume, std::move(fd),
-                                       handle);
+  auto inode =
+      std::make_shared<Inode>(nodeid, GenerationOf(handle), type, volume, std::move(fd), handle);
   inode->nlookup = r.nlookup;
   inode->backing_id = r.backing_id;
   inode->backing_refs = r.backing_refs;
@@ -143,16 +146,17 @@ void InodeTable::Forget(uint64_t nodeid, uint64_t count) {
   std::lock_guard lock(shard.mu);
   auto it = shard.inodes.find(nodeid);
   if (it == shard.inodes.end()) {
-    SPDLOG_ERROR("FORGET of unknown node {:#x}", nodeid);
+    spdlog::error("FORGET of unknown node {:#x}", nodeid);
     return;
   }
   Inode& inode = *it->second;
   if (count > inode.nlookup) {
-    SPDLOG_ERROR("FORGET {} of node {:#x} with only {} lookups", count, nodeid, inode.nlookup);
+    spdlog::error("FORGET {} of node {:#x} with only {} lookups", count, nodeid, inode.nlookup);
     count = inode.nlookup;
   }
   inode.nlookup -= count;
-  if (state_ && inode.record != SessionState::kNone) state_->node(inode.record).nlookup = inode.nlookup;
+  if (state_ && inode.record != SessionState::kNone)
+    state_->node(inode.record).nlookup = inode.nlookup;
   if (inode.nlookup == 0) {
     if (state_) state_->FreeNode(inode.record);
     inode.record = SessionState::kNone;
@@ -167,8 +171,8 @@ InodeFd::InodeFd(const Inode& inode) {
     fd_ = inode.fd.get();
     return;
   }
-  auto fd = OpenByHandle(inode.volume->mount_fd.get(), inode.handle,
-                         O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  auto fd =
+      OpenByHandle(inode.volume->mount_fd.get(), inode.handle, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (!fd.ok()) {
     err_ = fd.status().err();
     return;

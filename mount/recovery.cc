@@ -21,7 +21,9 @@ FileHandle HandleOfRecord(const NodeRecord& r) {
   return handle;
 }
 
-uint32_t SlotOf(uint64_t nodeid) { return static_cast<uint32_t>(nodeid >> 32); }
+uint32_t SlotOf(uint64_t nodeid) {
+  return static_cast<uint32_t>(nodeid >> 32);
+}
 
 }  // namespace
 
@@ -50,14 +52,14 @@ void Recovery::Begin() {
   for (int32_t i : handles) pending_slots_[SlotOf(state_->handle(i).nodeid)].handles.push_back(i);
   pending_slots_.erase(0);  // the synthetic root needs nothing restored
   active_.store(true);
-  SPDLOG_INFO("taking over: {} node records, {} open files, {} volumes to restore", nodes.size(),
-              handles.size(), pending_slots_.size());
+  spdlog::info("taking over: {} node records, {} open files, {} volumes to restore", nodes.size(),
+               handles.size(), pending_slots_.size());
 }
 
 void Recovery::Finish() {
   std::lock_guard lock(mu_);
   for (const auto& [slot, records] : pending_slots_) {
-    SPDLOG_WARN("slot {}: its volume did not come back; its nodes answer ESTALE", slot);
+    spdlog::warn("slot {}: its volume did not come back; its nodes answer ESTALE", slot);
   }
   pending_slots_.clear();
   active_.store(false);
@@ -73,8 +75,8 @@ void Recovery::Await(const Request& req) {
     return slot == 0 ? !pending_slots_.empty() : pending_slots_.count(slot) > 0;
   };
   if (!cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !waiting(); })) {
-    SPDLOG_WARN("opcode {} on node {:#x}: volume still not restored after 30 s",
-                req.in->opcode, req.in->nodeid);
+    spdlog::warn("opcode {} on node {:#x}: volume still not restored after 30 s", req.in->opcode,
+                 req.in->nodeid);
   }
 }
 
@@ -93,7 +95,7 @@ void Recovery::RestoreVolume(const std::shared_ptr<MountedVolume>& volume) {
       ++nodes;
     } else {
       ++lost;
-      SPDLOG_WARN("{}", st.ToString());
+      spdlog::warn("{}", st.ToString());
     }
   }
   // After the nodes: an open file reopens its inode through the inode table.
@@ -104,8 +106,8 @@ void Recovery::RestoreVolume(const std::shared_ptr<MountedVolume>& volume) {
       ++lost;
     }
   }
-  SPDLOG_INFO("volume {}: restored {} nodes and {} open files ({} lost)", volume->id, nodes, files,
-              lost);
+  spdlog::info("volume {}: restored {} nodes and {} open files ({} lost)", volume->id, nodes, files,
+               lost);
   std::lock_guard lock(mu_);
   pending_slots_.erase(volume->slot);
   cv_.notify_all();
@@ -145,8 +147,8 @@ bool Recovery::RestoreFile(MountedVolume& volume, int32_t record) {
   }
   if (!fd) {
     // Its inode is gone (unlinked, and only our dead predecessor held it open).
-    SPDLOG_WARN("volume {}: open file {} of node {:#x} cannot be reopened", volume.id, fh,
-                r.nodeid);
+    spdlog::warn("volume {}: open file {} of node {:#x} cannot be reopened", volume.id, fh,
+                 r.nodeid);
     state_->FreeHandle(record);
     return false;
   }

@@ -14,7 +14,9 @@ constexpr uint64_t kMagic = 0x31534e53524c4c43ULL;  // "CLLRSNS1"
 constexpr uint32_t kVersion = 1;
 
 constexpr size_t kHeaderSize = 4096;
-constexpr size_t NodesOffset() { return kHeaderSize; }
+constexpr size_t NodesOffset() {
+  return kHeaderSize;
+}
 constexpr size_t HandlesOffset() {
   return NodesOffset() + sizeof(NodeRecord) * SessionState::kNodeCapacity;
 }
@@ -33,7 +35,9 @@ SessionState::SessionState(UniqueFd fd, void* base, size_t size)
   handles_ = reinterpret_cast<HandleRecord*>(bytes + HandlesOffset());
 }
 
-SessionState::~SessionState() { ::munmap(base_, size_); }
+SessionState::~SessionState() {
+  ::munmap(base_, size_);
+}
 
 Result<std::unique_ptr<SessionState>> SessionState::Create() {
   // Pages are allocated as records are first used; the size only reserves addresses.
@@ -58,8 +62,8 @@ Result<std::unique_ptr<SessionState>> SessionState::Adopt(UniqueFd memfd) {
   struct stat st {};
   if (::fstat(memfd.get(), &st) != 0) return ErrnoError("stat session state");
   if (static_cast<size_t>(st.st_size) != TotalSize()) {
-    return InvalidArgument(fmt::format("session state has {} bytes, expected {}", st.st_size,
-                                       TotalSize()));
+    return InvalidArgument(
+        fmt::format("session state has {} bytes, expected {}", st.st_size, TotalSize()));
   }
   void* base = ::mmap(nullptr, TotalSize(), PROT_READ | PROT_WRITE, MAP_SHARED, memfd.get(), 0);
   if (base == MAP_FAILED) return ErrnoError("mmap session state");
@@ -99,8 +103,8 @@ int32_t SessionState::Alloc(std::vector<int32_t>& free, std::atomic<uint32_t>& h
   if (high.load() < capacity) return static_cast<int32_t>(high.fetch_add(1));
   if (!warned_full_) {
     warned_full_ = true;
-    SPDLOG_WARN("session state full ({} {}): further ones will not survive a restart", capacity,
-                what);
+    spdlog::warn("session state full ({} {}): further ones will not survive a restart", capacity,
+                 what);
   }
   return kNone;
 }
@@ -141,7 +145,8 @@ std::vector<int32_t> SessionState::LiveNodes() const {
   std::vector<int32_t> live;
   uint32_t high = std::min(header_->node_high.load(), kNodeCapacity);
   for (uint32_t i = 0; i < high; ++i) {
-    if (nodes_[i].nodeid.load(std::memory_order_acquire) != 0) live.push_back(static_cast<int32_t>(i));
+    if (nodes_[i].nodeid.load(std::memory_order_acquire) != 0)
+      live.push_back(static_cast<int32_t>(i));
   }
   return live;
 }
@@ -150,7 +155,8 @@ std::vector<int32_t> SessionState::LiveHandles() const {
   std::vector<int32_t> live;
   uint32_t high = std::min(header_->handle_high.load(), kHandleCapacity);
   for (uint32_t i = 0; i < high; ++i) {
-    if (handles_[i].fh.load(std::memory_order_acquire) != 0) live.push_back(static_cast<int32_t>(i));
+    if (handles_[i].fh.load(std::memory_order_acquire) != 0)
+      live.push_back(static_cast<int32_t>(i));
   }
   return live;
 }

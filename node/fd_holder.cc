@@ -35,7 +35,7 @@ class Holder {
       st = SendMessage(client, "ERR request without a key");
     } else if (verb == "PUT") {
       held_[key] = std::move(msg->fds);
-      SPDLOG_INFO("holding {} fds for {}", held_[key].size(), key);
+      spdlog::info("holding {} fds for {}", held_[key].size(), key);
       st = SendMessage(client, "OK");
     } else if (verb == "GET" || verb == "HAS") {
       auto it = held_.find(key);
@@ -47,16 +47,16 @@ class Holder {
           for (const auto& fd : it->second) fds.push_back(fd.get());
         }
         st = SendMessage(client, "OK", fds);
-        if (verb == "GET") SPDLOG_INFO("handed {} fds for {}", fds.size(), key);
+        if (verb == "GET") spdlog::info("handed {} fds for {}", fds.size(), key);
       }
     } else if (verb == "DROP") {
       held_.erase(key);
-      SPDLOG_INFO("dropped {}", key);
+      spdlog::info("dropped {}", key);
       st = SendMessage(client, "OK");
     } else {
       st = SendMessage(client, "ERR unknown request " + verb);
     }
-    if (!st.ok()) SPDLOG_WARN("answering {}: {}", verb, st.ToString());
+    if (!st.ok()) spdlog::warn("answering {}: {}", verb, st.ToString());
   }
 
  private:
@@ -68,7 +68,7 @@ class Holder {
 Status RunFdHolder(const std::filesystem::path& socket) {
   ASSIGN_OR_RETURN(TerminationSignals signals, TerminationSignals::Open());
   ASSIGN_OR_RETURN(UniqueFd listener, ListenSeqpacket(socket, 0600));
-  SPDLOG_INFO("fd holder serving {}", socket.string());
+  spdlog::info("fd holder serving {}", socket.string());
   Holder holder;
   for (;;) {
     pollfd fds[2] = {{listener.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
@@ -77,7 +77,7 @@ Status RunFdHolder(const std::filesystem::path& socket) {
       return ErrnoError("poll");
     }
     if (fds[1].revents & POLLIN) {
-      SPDLOG_INFO("signal: fd holder stopping; connections it held close with it");
+      spdlog::info("signal: fd holder stopping; connections it held close with it");
       break;
     }
     if (fds[0].revents & POLLIN) {
