@@ -59,6 +59,8 @@ std::string JsonLogLine(std::chrono::system_clock::time_point time, std::string_
   return out;
 }
 
-std::unique_ptr<spdlog::formatter> MakeJsonFormatter() { return std::make_unique<JsonFormatter>(); }
+std::unique_ptr<spdlog::formatter> MakeJsonFormatter() {
+  return std::make_unique<JsonFormatter>();
+}
 
 }  // namespace cellar

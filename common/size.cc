@@ -14,9 +14,10 @@ struct Suffix {
 };
 
 constexpr Suffix kSuffixes[] = {
-    {"Ki", 1ULL << 10}, {"Mi", 1ULL << 20}, {"Gi", 1ULL << 30}, {"Ti", 1ULL << 40},
-    {"Pi", 1ULL << 50}, {"k", 1000ULL},     {"K", 1000ULL},     {"M", 1000000ULL},
-    {"G", 1000000000ULL}, {"T", 1000000000000ULL}, {"P", 1000000000000000ULL},
+    {"Ki", 1ULL << 10},      {"Mi", 1ULL << 20},         {"Gi", 1ULL << 30},
+    {"Ti", 1ULL << 40},      {"Pi", 1ULL << 50},         {"k", 1000ULL},
+    {"K", 1000ULL},          {"M", 1000000ULL},          {"G", 1000000000ULL},
+    {"T", 1000000000000ULL}, {"P", 1000000000000000ULL},
 };
 
 }  // namespace
@@ -46,8 +47,8 @@ Result<uint64_t> ParseSize(std::string_view text) {
     }
     if (!known) {
       return Error(Code::kInvalidArgument,
-                   "size \"{}\" has an unknown unit \"{}\" (use Ki, Mi, Gi, Ti, k, M, G, T)",
-                   text, suffix);
+                   "size \"{}\" has an unknown unit \"{}\" (use Ki, Mi, Gi, Ti, k, M, G, T)", text,
+                   suffix);
     }
   }
   if (number > std::numeric_limits<uint64_t>::max() / factor) {

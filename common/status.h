@@ -84,13 +84,17 @@ Status ErrnoError(fmt::format_string<Args...> format, Args&&... args) {
 inline Status InvalidArgument(std::string message) {
   return Status(Code::kInvalidArgument, std::move(message));
 }
-inline Status NotFound(std::string message) { return Status(Code::kNotFound, std::move(message)); }
-inline Status Internal(std::string message) { return Status(Code::kInternal, std::move(message)); }
+inline Status NotFound(std::string message) {
+  return Status(Code::kNotFound, std::move(message));
+}
+inline Status Internal(std::string message) {
+  return Status(Code::kInternal, std::move(message));
+}
 
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     if (std::get<Status>(v_).ok()) v_ = Status(Code::kInternal, "Result built from an OK status");
   }
@@ -117,10 +121,10 @@ class [[nodiscard]] Result {
 #define CELLAR_CONCAT_INNER(a, b) a##b
 #define CELLAR_CONCAT(a, b) CELLAR_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                      \
-  do {                                             \
-    ::cellar::Status _st = (expr);                 \
-    if (!_st.ok()) return _st;                     \
+#define RETURN_IF_ERROR(expr)      \
+  do {                             \
+    ::cellar::Status _st = (expr); \
+    if (!_st.ok()) return _st;     \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

@@ -119,8 +119,7 @@ TEST_F(UnixSocketTest, ConnectErrorsSayWhy) {
   fs::path stale = dir_ / "stale.sock";
   { ASSERT_TRUE(ListenSeqpacket(stale).ok()); }  // the listener closes; its file stays
   EXPECT_EQ(ConnectSeqpacket(stale).status().code(), Code::kUnavailable);
-  EXPECT_EQ(ConnectSeqpacket(dir_ / std::string(200, 'n')).status().code(),
-            Code::kInvalidArgument);
+  EXPECT_EQ(ConnectSeqpacket(dir_ / std::string(200, 'n')).status().code(), Code::kInvalidArgument);
 }
 
 TEST_F(UnixSocketTest, StaleSocketIsReplaced) {

@@ -57,9 +57,9 @@ class CallLogger final : public grpc::experimental::Interceptor {
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       grpc::Status status = methods->GetSendStatus();
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                            start_)
-                      .count();
+      double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
+              .count();
       if (!status.ok()) {
         spdlog::warn("{} {} -> code {} \"{}\" ({:.1f} ms)", short_, subject_,
                      static_cast<int>(status.error_code()), status.error_message(), ms);

@@ -122,7 +122,8 @@ Status ControllerService::DoCreateVolume(const CreateVolumeRequest& req,
   LockSet::Guard guard(ctx_.volume_locks, "name:" + req.name());
   if (auto existing = ctx_.store.FindByName(req.name())) {
     if (existing->ephemeral) {
-      return Error(Code::kAlreadyExists, "{}: the name belongs to an inline ephemeral volume", what);
+      return Error(Code::kAlreadyExists, "{}: the name belongs to an inline ephemeral volume",
+                   what);
     }
     if (!CapacityFits(existing->capacity_bytes, req.capacity_range())) {
       return Error(Code::kAlreadyExists,
@@ -157,8 +158,7 @@ Status ControllerService::DoDeleteVolume(const DeleteVolumeRequest& req, DeleteV
   }
   RETURN_IF_ERROR(ctx_.source.Detach(id).WithContext(fmt::format("volume {}", id)));
   RETURN_IF_ERROR(ctx_.store.Delete(id));
-  spdlog::info("deleted volume {} \"{}\", {} returned", id, v->name,
-               FormatSize(v->capacity_bytes));
+  spdlog::info("deleted volume {} \"{}\", {} returned", id, v->name, FormatSize(v->capacity_bytes));
   return Status::Ok();
 }
 
@@ -176,7 +176,8 @@ Status ControllerService::DoValidateVolumeCapabilities(const ValidateVolumeCapab
     auto recorded = CheckParameters(req.parameters(), what);
     st = recorded.status();
     if (st.ok() && !req.parameters().empty() && *recorded != v.parameters) {
-      st = Error(Code::kInvalidArgument, "{}: parameters differ from those it was created with", what);
+      st = Error(Code::kInvalidArgument, "{}: parameters differ from those it was created with",
+                 what);
     }
   }
   if (!st.ok()) {
@@ -210,7 +211,8 @@ Status ControllerService::DoListVolumes(const ListVolumesRequest& req, ListVolum
     }
     auto* entry = resp->add_entries();
     FillVolume(v, entry->mutable_volume());
-    if (!v.publications.empty()) entry->mutable_status()->add_published_node_ids(ctx_.config.node_id);
+    if (!v.publications.empty())
+      entry->mutable_status()->add_published_node_ids(ctx_.config.node_id);
     FillCondition(ctx_.store, v.id, entry->mutable_status());
   }
   return Status::Ok();

@@ -12,9 +12,9 @@ using prometheus::MetricType;
 std::vector<prometheus::MetricFamily> FuseFamilies(const mount::FuseStatsSnapshot& snap) {
   auto requests = NewFamily("cellar_fuse_requests_total",
                             "FUSE requests the daemon served, by opcode", MetricType::Counter);
-  auto durations = NewFamily("cellar_fuse_request_duration_seconds",
-                             "Time the daemon took to serve a FUSE request, by opcode",
-                             MetricType::Histogram);
+  auto durations =
+      NewFamily("cellar_fuse_request_duration_seconds",
+                "Time the daemon took to serve a FUSE request, by opcode", MetricType::Histogram);
   for (uint32_t op = 0; op < mount::kOpcodeSlots; ++op) {
     const mount::OpcodeSnapshot& o = snap.opcodes[op];
     if (o.count == 0) continue;

@@ -22,8 +22,8 @@ Result<IoMode> ParseIoMode(std::string_view name) {
   for (const auto& [m, n] : kNames) {
     if (n == name) return m;
   }
-  return Error(Code::kInvalidArgument,
-               "io mode \"{}\" is none of auto, passthrough, fuse, direct", name);
+  return Error(Code::kInvalidArgument, "io mode \"{}\" is none of auto, passthrough, fuse, direct",
+               name);
 }
 
 }  // namespace cellar::csi

@@ -37,9 +37,9 @@ TEST(SocketAddressTest, PathsAndUnixUrls) {
 TEST(RegistrationSocketTest, NamedAfterTheDriver) {
   EXPECT_EQ(*RegistrationSocketPath("/registration", "csi.cellar.dev"),
             "/registration/csi.cellar.dev-reg.sock");
-  EXPECT_EQ(*RegistrationSocketPath("/registration",
-                                    "vineyardd-sample.vineyard-system.csi.cellar.dev"),
-            "/registration/vineyardd-sample.vineyard-system.csi.cellar.dev-reg.sock");
+  EXPECT_EQ(
+      *RegistrationSocketPath("/registration", "vineyardd-sample.vineyard-system.csi.cellar.dev"),
+      "/registration/vineyardd-sample.vineyard-system.csi.cellar.dev-reg.sock");
   for (const char* bad : {"", "../x", "a/b", ".hidden", "white space"}) {
     EXPECT_FALSE(RegistrationSocketPath("/registration", bad).ok()) << bad;
   }

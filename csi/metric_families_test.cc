@@ -62,14 +62,17 @@ TEST(NodeFamiliesTest, NodeAndVolumeGaugesWithPvcLabels) {
   EXPECT_TRUE(Has(text, "cellar_node_free_bytes 512")) << text;
   EXPECT_TRUE(Has(text, "cellar_node_used_bytes 100")) << text;
   EXPECT_TRUE(Has(text, "cellar_node_volumes 1")) << text;
-  EXPECT_TRUE(Has(text, "cellar_node_info{version=\"0.1.0\",io_mode=\"passthrough\","
-                        "start_kind=\"takeover\"} 1"))
+  EXPECT_TRUE(Has(text,
+                  "cellar_node_info{version=\"0.1.0\",io_mode=\"passthrough\","
+                  "start_kind=\"takeover\"} 1"))
       << text;
-  EXPECT_TRUE(Has(text, "cellar_volume_used_bytes{volume_id=\"vol-1\",pvc_namespace=\"ml\","
-                        "pvc_name=\"data\"} 100"))
+  EXPECT_TRUE(Has(text,
+                  "cellar_volume_used_bytes{volume_id=\"vol-1\",pvc_namespace=\"ml\","
+                  "pvc_name=\"data\"} 100"))
       << text;
-  EXPECT_TRUE(Has(text, "cellar_volume_files{volume_id=\"vol-1\",pvc_namespace=\"ml\","
-                        "pvc_name=\"data\"} 3"))
+  EXPECT_TRUE(Has(text,
+                  "cellar_volume_files{volume_id=\"vol-1\",pvc_namespace=\"ml\","
+                  "pvc_name=\"data\"} 3"))
       << text;
   EXPECT_TRUE(Has(text, "cellar_publications_connection_lost 1")) << text;
   EXPECT_TRUE(Has(text, "cellar_publications_abnormal 1")) << text;

@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/mount.h>
-#include <sys/statvfs.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -66,13 +66,20 @@ Result<std::optional<MountEntry>> FindMount(const fs::path& path) {
 unsigned long FlagBits(const std::vector<std::string>& flags, bool* readonly) {
   unsigned long bits = 0;
   for (const auto& f : flags) {
-    if (f == "ro") *readonly = true;
-    else if (f == "noexec") bits |= MS_NOEXEC;
-    else if (f == "nosuid") bits |= MS_NOSUID;
-    else if (f == "nodev") bits |= MS_NODEV;
-    else if (f == "noatime") bits |= MS_NOATIME;
-    else if (f == "nodiratime") bits |= MS_NODIRATIME;
-    else if (f == "relatime") bits |= MS_RELATIME;
+    if (f == "ro")
+      *readonly = true;
+    else if (f == "noexec")
+      bits |= MS_NOEXEC;
+    else if (f == "nosuid")
+      bits |= MS_NOSUID;
+    else if (f == "nodev")
+      bits |= MS_NODEV;
+    else if (f == "noatime")
+      bits |= MS_NOATIME;
+    else if (f == "nodiratime")
+      bits |= MS_NODIRATIME;
+    else if (f == "relatime")
+      bits |= MS_RELATIME;
   }
   return bits;
 }
@@ -147,8 +154,8 @@ Result<bool> IsMountPoint(const fs::path& path) {
 }
 
 Status CheckMountFlags(const std::vector<std::string>& flags) {
-  static const char* kAllowed[] = {"ro", "rw", "noexec", "nosuid", "nodev",
-                                   "noatime", "nodiratime", "relatime"};
+  static const char* kAllowed[] = {"ro",    "rw",      "noexec",     "nosuid",
+                                   "nodev", "noatime", "nodiratime", "relatime"};
   for (const auto& f : flags) {
     bool ok = false;
     for (const char* a : kAllowed) ok = ok || f == a;
@@ -179,8 +186,8 @@ Result<TargetInfo> InspectTarget(const fs::path& target, const fs::path& source)
     }
     if (err == ENOTCONN || err == EIO || err == ESTALE) {
       info.state = TargetState::kBroken;
-      info.detail = fmt::format("the mount at {} no longer answers: {}", target.string(),
-                                std::strerror(err));
+      info.detail =
+          fmt::format("the mount at {} no longer answers: {}", target.string(), std::strerror(err));
       return info;
     }
     return Status::FromErrno(err, fmt::format("stat target {}", target.string()));
@@ -194,7 +201,8 @@ Result<TargetInfo> InspectTarget(const fs::path& target, const fs::path& source)
   struct stat ss {};
   if (::stat(source.c_str(), &ss) != 0) {
     info.state = TargetState::kMountedOther;
-    info.detail = fmt::format("source {} is unavailable: {}", source.string(), std::strerror(errno));
+    info.detail =
+        fmt::format("source {} is unavailable: {}", source.string(), std::strerror(errno));
     return info;
   }
   info.state = (ss.st_dev == ts.st_dev && ss.st_ino == ts.st_ino) ? TargetState::kMountedSame

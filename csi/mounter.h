@@ -10,11 +10,11 @@
 namespace cellar::csi {
 
 enum class TargetState {
-  kAbsent,       // nothing at the path
-  kNotMounted,   // a directory (or file) that is not a mount point
-  kMountedSame,  // a mount point showing `source`
-  kMountedOther, // a mount point showing something else
-  kBroken,       // a mount point whose filesystem no longer answers (ENOTCONN, EIO...)
+  kAbsent,        // nothing at the path
+  kNotMounted,    // a directory (or file) that is not a mount point
+  kMountedSame,   // a mount point showing `source`
+  kMountedOther,  // a mount point showing something else
+  kBroken,        // a mount point whose filesystem no longer answers (ENOTCONN, EIO...)
 };
 
 struct TargetInfo {

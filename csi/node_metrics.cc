@@ -34,15 +34,15 @@ std::vector<MetricFamily> NodeFamilies(const cellar::admin::v1::NodeStatus& s) {
             {{"version", s.version()}, {"io_mode", s.io_mode()}, {"start_kind", s.start_kind()}},
             1);
 
-  auto capacity = NewFamily("cellar_volume_capacity_bytes", "A volume's capacity",
-                            MetricType::Gauge);
-  auto used = NewFamily("cellar_volume_used_bytes", "Memory a volume's files take",
-                        MetricType::Gauge);
+  auto capacity =
+      NewFamily("cellar_volume_capacity_bytes", "A volume's capacity", MetricType::Gauge);
+  auto used =
+      NewFamily("cellar_volume_used_bytes", "Memory a volume's files take", MetricType::Gauge);
   auto files = NewFamily("cellar_volume_files",
                          "Inodes a volume uses: files, directories and links, its root included",
                          MetricType::Gauge);
-  auto pubs = NewFamily("cellar_volume_publications", "Pods' mounts of a volume",
-                        MetricType::Gauge);
+  auto pubs =
+      NewFamily("cellar_volume_publications", "Pods' mounts of a volume", MetricType::Gauge);
   auto abnormal = NewFamily("cellar_volume_abnormal",
                             "1 when the volume's condition is abnormal (e.g. its memory was "
                             "lost at a reboot)",

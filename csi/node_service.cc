@@ -41,7 +41,8 @@ Result<store::Volume> NodeService::CreateEphemeral(const NodePublishVolumeReques
       }
     } else {
       return Error(Code::kInvalidArgument,
-                   "{}: unknown volume attribute \"{}\" (inline volumes take only \"size\")", what, key);
+                   "{}: unknown volume attribute \"{}\" (inline volumes take only \"size\")", what,
+                   key);
     }
   }
   ::csi::v1::CapacityRange range;
@@ -143,8 +144,8 @@ Status NodeService::DoNodePublishVolume(const NodePublishVolumeRequest& req,
   }
   if (target.state == TargetState::kBroken) {
     if (recorded == v.publications.end()) {
-      return Error(Code::kAlreadyExists, "{}: target {} is a broken mount of something else",
-                   what, pub.target_path);
+      return Error(Code::kAlreadyExists, "{}: target {} is a broken mount of something else", what,
+                   pub.target_path);
     }
     RETURN_IF_ERROR(UnmountAndRemove(pub.target_path).WithContext(what));
   }
@@ -244,8 +245,7 @@ Status NodeService::DoNodeGetVolumeStats(const NodeGetVolumeStatsRequest& req,
   return Status::Ok();
 }
 
-PublicationCondition NodeService::Condition(const store::Volume& v,
-                                            const std::string& path) const {
+PublicationCondition NodeService::Condition(const store::Volume& v, const std::string& path) const {
   store::VolumeHealth health = ctx_.store.Health(v.id);
   PublicationCondition out;
   auto pub = v.publications.find(path);
@@ -292,10 +292,10 @@ Status NodeService::DoNodeExpandVolume(const NodeExpandVolumeRequest& req,
 
 Status NodeService::DoNodeGetCapabilities(const NodeGetCapabilitiesRequest&,
                                           NodeGetCapabilitiesResponse* resp) {
-  for (auto type : {NodeServiceCapability::RPC::GET_VOLUME_STATS,
-                    NodeServiceCapability::RPC::EXPAND_VOLUME,
-                    NodeServiceCapability::RPC::VOLUME_CONDITION,
-                    NodeServiceCapability::RPC::SINGLE_NODE_MULTI_WRITER}) {
+  for (auto type :
+       {NodeServiceCapability::RPC::GET_VOLUME_STATS, NodeServiceCapability::RPC::EXPAND_VOLUME,
+        NodeServiceCapability::RPC::VOLUME_CONDITION,
+        NodeServiceCapability::RPC::SINGLE_NODE_MULTI_WRITER}) {
     resp->add_capabilities()->mutable_rpc()->set_type(type);
   }
   return Status::Ok();
@@ -333,7 +333,8 @@ void NodeService::RepairPublications() {
         std::string message = fmt::format(
             "the FUSE connection behind {} was lost (the daemon stopped and no fd holder kept "
             "it); containers started before see \"transport endpoint is not connected\" until "
-            "the pod is recreated", path);
+            "the pod is recreated",
+            path);
         spdlog::warn("{}", message);
         Status marked = ctx_.store.SetPublicationHealth(v.id, path, {true, std::move(message)});
         if (!marked.ok()) {

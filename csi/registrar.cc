@@ -113,9 +113,10 @@ Result<std::string> WaitForDriver(const RegistrarOptions& options,
 Status ClearSocketPath(const fs::path& path) {
   Status st = PrepareSocketPath(path);
   if (st.code() != Code::kFailedPrecondition) return st;
-  spdlog::info("replacing registration socket {}, served by another registrar (the old pod of "
-               "a rollout?)",
-               path.string());
+  spdlog::info(
+      "replacing registration socket {}, served by another registrar (the old pod of "
+      "a rollout?)",
+      path.string());
   return Status::Ok();
 }
 
@@ -239,8 +240,7 @@ Status RunRegistrar(const RegistrarOptions& options) {
     }
     if (fds[0].revents & POLLIN) {
       Result<int> got = signals.Take();
-      spdlog::info("signal {}: removing the registration socket and stopping",
-                   got.ok() ? *got : 0);
+      spdlog::info("signal {}: removing the registration socket and stopping", got.ok() ? *got : 0);
       break;
     }
     if (fds[1].revents & POLLIN) {
@@ -288,8 +288,7 @@ Status CheckRegistration(const RegistrarOptions& options) {
     candidates.push_back(entry.path());
   }
   if (ec) {
-    return Status::FromErrno(ec.value(),
-                             fmt::format("list {}", options.registration_dir.string()));
+    return Status::FromErrno(ec.value(), fmt::format("list {}", options.registration_dir.string()));
   }
   std::stable_partition(candidates.begin(), candidates.end(),
                         [&](const fs::path& p) { return p.filename() == likely; });

@@ -224,8 +224,7 @@ TEST_F(ServiceTest, InlinePublishAttachFailsLeavesNoVolumeNoMount) {
   source_->fail_attach = true;
   grpc::Status st = Publish(req);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(st.error_message(),
-            "inline volume csi-0123abcd: attach failed (injected)");
+  EXPECT_EQ(st.error_message(), "inline volume csi-0123abcd: attach failed (injected)");
   EXPECT_FALSE(store_->FindByName("csi-0123abcd").has_value());
   EXPECT_TRUE(store_->List().empty());
   EXPECT_FALSE(ArenasLeft());

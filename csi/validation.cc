@@ -32,7 +32,8 @@ Status CheckCapability(const VolumeCapability& cap, const std::string& what, Cod
   if (!mount.volume_mount_group().empty()) {
     return Error(unsupported,
                  "{}: volume_mount_group is not supported (the driver does not advertise "
-                 "VOLUME_MOUNT_GROUP)", what);
+                 "VOLUME_MOUNT_GROUP)",
+                 what);
   }
   Status flags = CheckMountFlags({mount.mount_flags().begin(), mount.mount_flags().end()});
   if (!flags.ok()) return Error(unsupported, "{}: {}", what, flags.message());
@@ -40,12 +41,12 @@ Status CheckCapability(const VolumeCapability& cap, const std::string& what, Cod
     case Mode::SINGLE_NODE_WRITER:
     case Mode::SINGLE_NODE_READER_ONLY:
     case Mode::SINGLE_NODE_SINGLE_WRITER:
-    case Mode::SINGLE_NODE_MULTI_WRITER:
-      return Status::Ok();
+    case Mode::SINGLE_NODE_MULTI_WRITER: return Status::Ok();
     default:  // the MULTI_NODE_* modes
       return Error(unsupported,
                    "{}: access mode {} is not supported: a Cellar volume lives in one node's "
-                   "memory", what, Mode::Mode_Name(mode));
+                   "memory",
+                   what, Mode::Mode_Name(mode));
   }
 }
 
@@ -69,7 +70,8 @@ Result<std::map<std::string, std::string>> CheckParameters(
     } else {
       return Error(Code::kInvalidArgument,
                    "{}: unknown StorageClass parameter \"{}\" (Cellar takes none; only "
-                   "csi.storage.k8s.io/* metadata is accepted)", what, key);
+                   "csi.storage.k8s.io/* metadata is accepted)",
+                   what, key);
     }
   }
   return recorded;

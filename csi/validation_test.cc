@@ -16,15 +16,16 @@ VolumeCapability MountCap(VolumeCapability::AccessMode::Mode mode) {
 }
 
 TEST(CapabilityTest, NodeLocalModesAreAccepted) {
-  EXPECT_TRUE(CheckCapability(MountCap(VolumeCapability::AccessMode::SINGLE_NODE_WRITER), "v").ok());
+  EXPECT_TRUE(
+      CheckCapability(MountCap(VolumeCapability::AccessMode::SINGLE_NODE_WRITER), "v").ok());
   EXPECT_TRUE(
       CheckCapability(MountCap(VolumeCapability::AccessMode::SINGLE_NODE_MULTI_WRITER), "v").ok());
 }
 
 TEST(CapabilityTest, MultiNodeBlockAndUnknownAreInvalid) {
-  EXPECT_EQ(CheckCapability(MountCap(VolumeCapability::AccessMode::MULTI_NODE_MULTI_WRITER), "v")
-                .code(),
-            Code::kInvalidArgument);
+  EXPECT_EQ(
+      CheckCapability(MountCap(VolumeCapability::AccessMode::MULTI_NODE_MULTI_WRITER), "v").code(),
+      Code::kInvalidArgument);
   VolumeCapability block;
   block.mutable_block();
   block.mutable_access_mode()->set_mode(VolumeCapability::AccessMode::SINGLE_NODE_WRITER);

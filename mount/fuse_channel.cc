@@ -1,8 +1,8 @@
 #include "mount/fuse_channel.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <array>

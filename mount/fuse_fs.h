@@ -48,9 +48,13 @@ class FuseFs {
  public:
   // `state` mirrors what a successor needs (may be null: nothing survives the process).
   FuseFs(const FuseChannel* channel, FsOptions options, SessionState* state)
-      : channel_(channel), options_(options), state_(state),
+      : channel_(channel),
+        options_(options),
+        state_(state),
         next_fh_(state ? &state->header().next_fh : &own_next_fh_),
-        inodes_(options.max_inode_fds, state), files_(next_fh_), dirs_(next_fh_),
+        inodes_(options.max_inode_fds, state),
+        files_(next_fh_),
+        dirs_(next_fh_),
         recovery_(state, inodes_, files_, dirs_) {}
 
   const FsOptions& options() const { return options_; }
@@ -81,7 +85,9 @@ class FuseFs {
 
   void FillAttr(uint64_t nodeid, const struct stat& st, fuse_attr* attr) const;
   void FillRootAttr(fuse_attr* attr) const;
-  void SetAttrTimeout(uint64_t* sec, uint32_t* nsec) const { Split(options_.attr_timeout, sec, nsec); }
+  void SetAttrTimeout(uint64_t* sec, uint32_t* nsec) const {
+    Split(options_.attr_timeout, sec, nsec);
+  }
   void SetEntryTimeout(uint64_t* sec, uint32_t* nsec) const {
     Split(options_.entry_timeout, sec, nsec);
   }

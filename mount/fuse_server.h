@@ -8,10 +8,10 @@
 // pages); otherwise the daemon serves READ/WRITE with 1 MiB requests.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>

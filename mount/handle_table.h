@@ -17,9 +17,9 @@ namespace cellar::mount {
 // One FUSE file handle (OPEN/CREATE .. RELEASE).
 struct OpenFile {
   std::shared_ptr<Inode> inode;
-  UniqueFd fd;               // the arena file, opened with the request's access mode
+  UniqueFd fd;  // the arena file, opened with the request's access mode
   bool writer = false;
-  bool passthrough = false;  // holds one reference on inode->backing_id
+  bool passthrough = false;              // holds one reference on inode->backing_id
   int32_t record = SessionState::kNone;  // its HandleRecord
 };
 

@@ -36,10 +36,10 @@ struct MountedVolume {
   std::string id;
   uint32_t slot = 0;
   std::filesystem::path arena_root;
-  UniqueFd root_fd;   // O_PATH of the arena root
-  UniqueFd mount_fd;  // O_RDONLY of the arena root: open_by_handle_at's mount fd
-  dev_t dev = 0;     // the arena's st_dev: every inode of this volume has it
-  std::atomic<uint64_t> open_files{0};    // FUSE file handles open on the volume
+  UniqueFd root_fd;                     // O_PATH of the arena root
+  UniqueFd mount_fd;                    // O_RDONLY of the arena root: open_by_handle_at's mount fd
+  dev_t dev = 0;                        // the arena's st_dev: every inode of this volume has it
+  std::atomic<uint64_t> open_files{0};  // FUSE file handles open on the volume
   std::atomic<uint64_t> open_writers{0};  // of which opened for writing
 };
 
@@ -57,8 +57,12 @@ struct FileHandle {
 struct Inode {
   Inode(uint64_t nodeid, uint64_t generation, mode_t type, std::shared_ptr<MountedVolume> volume,
         UniqueFd fd, FileHandle handle)
-      : nodeid(nodeid), generation(generation), type(type), volume(std::move(volume)),
-        handle(handle), fd(std::move(fd)) {}
+      : nodeid(nodeid),
+        generation(generation),
+        type(type),
+        volume(std::move(volume)),
+        handle(handle),
+        fd(std::move(fd)) {}
 
   const uint64_t nodeid;
   const uint64_t generation;
@@ -104,7 +108,8 @@ class InodeTable {
  public:
   // Holds at most max_fds O_PATH fds; inodes beyond are reached by handle. Every
   // inode the kernel holds is mirrored in `state` (may be null: nothing survives).
-  explicit InodeTable(size_t max_fds, SessionState* state = nullptr) : max_fds_(max_fds), state_(state) {}
+  explicit InodeTable(size_t max_fds, SessionState* state = nullptr)
+      : max_fds_(max_fds), state_(state) {}
 
   // The inode known under nodeid, or nullptr (the caller answers ESTALE).
   std::shared_ptr<Inode> Get(uint64_t nodeid) const;

@@ -29,8 +29,7 @@ int ReplyAttr(FuseFs& fs, const Inode& inode, Reply& reply) {
   return 0;
 }
 
-timespec TimeArg(uint32_t valid, uint32_t set_bit, uint32_t now_bit, uint64_t sec,
-                 uint32_t nsec) {
+timespec TimeArg(uint32_t valid, uint32_t set_bit, uint32_t now_bit, uint64_t sec, uint32_t nsec) {
   if (valid & now_bit) return {0, UTIME_NOW};
   if (valid & set_bit) return {static_cast<time_t>(sec), static_cast<long>(nsec)};
   return {0, UTIME_OMIT};
@@ -195,8 +194,7 @@ int OnGetxattr(FuseFs& fs, const Request& req, Reply& reply) {
   size_t size = std::min<size_t>(in->size, reply.capacity());
   InodeFd fd(*inode);
   if (!fd.ok()) return fd.error();
-  ssize_t n = ::getxattr(ProcFdPath(fd.get()).c_str(), name,
-                         size ? reply.buffer() : nullptr, size);
+  ssize_t n = ::getxattr(ProcFdPath(fd.get()).c_str(), name, size ? reply.buffer() : nullptr, size);
   return ReplySized(n, in->size, reply);
 }
 
@@ -209,8 +207,7 @@ int OnListxattr(FuseFs& fs, const Request& req, Reply& reply) {
   size_t size = std::min<size_t>(in->size, reply.capacity());
   InodeFd fd(*inode);
   if (!fd.ok()) return fd.error();
-  ssize_t n = ::listxattr(ProcFdPath(fd.get()).c_str(), size ? reply.buffer() : nullptr,
-                          size);
+  ssize_t n = ::listxattr(ProcFdPath(fd.get()).c_str(), size ? reply.buffer() : nullptr, size);
   return ReplySized(n, in->size, reply);
 }
 

@@ -154,6 +154,8 @@ int OnReleasedir(FuseFs& fs, const Request& req, Reply&) {
   return 0;
 }
 
-int OnFsyncdir(FuseFs&, const Request&, Reply&) { return 0; }  // tmpfs: nothing to sync
+int OnFsyncdir(FuseFs&, const Request&, Reply&) {
+  return 0;
+}  // tmpfs: nothing to sync
 
 }  // namespace cellar::mount

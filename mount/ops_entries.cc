@@ -74,7 +74,8 @@ int OnLookup(FuseFs& fs, const Request& req, Reply& reply) {
 
 int OnForget(FuseFs& fs, const Request& req, Reply&) {
   auto* in = req.Arg<fuse_forget_in>();
-  if (in != nullptr && req.in->nodeid != kRootNodeId) fs.inodes().Forget(req.in->nodeid, in->nlookup);
+  if (in != nullptr && req.in->nodeid != kRootNodeId)
+    fs.inodes().Forget(req.in->nodeid, in->nlookup);
   return kNoReply;
 }
 
@@ -141,8 +142,7 @@ int OnSymlink(FuseFs& fs, const Request& req, Reply& reply) {
   const char* name = req.String(0);
   const char* target = name ? req.String(std::strlen(name) + 1) : nullptr;
   if (target == nullptr) return EINVAL;
-  return CreateEntry(fs, req, name, reply,
-                     [&](int dir) { return ::symlinkat(target, dir, name); });
+  return CreateEntry(fs, req, name, reply, [&](int dir) { return ::symlinkat(target, dir, name); });
 }
 
 int OnLink(FuseFs& fs, const Request& req, Reply& reply) {
@@ -165,8 +165,7 @@ int OnLink(FuseFs& fs, const Request& req, Reply& reply) {
   if (::linkat(old_fd.get(), "", dir_fd.get(), name, AT_EMPTY_PATH) != 0) {
     const int err = errno;
     // Resent after a takeover: the first delivery may have made this very link.
-    if (err != EEXIST || !req.resent() ||
-        !SameInode(old_fd.get(), dir_fd.get(), name)) {
+    if (err != EEXIST || !req.resent() || !SameInode(old_fd.get(), dir_fd.get(), name)) {
       return err;
     }
   }
@@ -191,9 +190,13 @@ int RemoveEntry(FuseFs& fs, const Request& req, int flags) {
 
 }  // namespace
 
-int OnUnlink(FuseFs& fs, const Request& req, Reply&) { return RemoveEntry(fs, req, 0); }
+int OnUnlink(FuseFs& fs, const Request& req, Reply&) {
+  return RemoveEntry(fs, req, 0);
+}
 
-int OnRmdir(FuseFs& fs, const Request& req, Reply&) { return RemoveEntry(fs, req, AT_REMOVEDIR); }
+int OnRmdir(FuseFs& fs, const Request& req, Reply&) {
+  return RemoveEntry(fs, req, AT_REMOVEDIR);
+}
 
 namespace {
 

@@ -23,7 +23,9 @@ int ArenaOpenFlags(uint32_t flags) {
   return static_cast<int>((flags & (O_ACCMODE | O_TRUNC | O_SYNC | O_DSYNC)) | O_CLOEXEC);
 }
 
-bool IsWriter(uint32_t flags) { return (flags & O_ACCMODE) != O_RDONLY; }
+bool IsWriter(uint32_t flags) {
+  return (flags & O_ACCMODE) != O_RDONLY;
+}
 
 // Finishes an open: a handle, passthrough if possible, accounting. Fills `out`.
 void StartOpen(FuseFs& fs, std::shared_ptr<Inode> inode, UniqueFd fd, uint32_t flags,

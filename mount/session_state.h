@@ -50,11 +50,11 @@ struct StateHeader {
   uint64_t magic;
   uint32_t version;
   uint32_t kernel_minor;
-  uint64_t init_flags;    // what we answered FUSE_INIT with, less passthrough if unusable
-  uint64_t offered_flags; // what the kernel offered
-  uint64_t mount_dev;     // st_dev of the FUSE mount: which connection this state is of
+  uint64_t init_flags;     // what we answered FUSE_INIT with, less passthrough if unusable
+  uint64_t offered_flags;  // what the kernel offered
+  uint64_t mount_dev;      // st_dev of the FUSE mount: which connection this state is of
   std::atomic<uint64_t> next_fh;
-  std::atomic<uint32_t> node_high;    // records [0, node_high) have been used
+  std::atomic<uint32_t> node_high;  // records [0, node_high) have been used
   std::atomic<uint32_t> handle_high;
   uint32_t node_capacity;
   uint32_t handle_capacity;

@@ -16,9 +16,7 @@ class FuseSource final : public csi::VolumeSource {
   Status Attach(const store::Volume& v) override {
     return server_->AttachVolume(v.id, v.slot, store_.ArenaPath(v.id));
   }
-  Status Detach(const std::string& volume_id) override {
-    return server_->DetachVolume(volume_id);
-  }
+  Status Detach(const std::string& volume_id) override { return server_->DetachVolume(volume_id); }
   std::filesystem::path Dir(const std::string& volume_id) const override {
     return server_->VolumePath(volume_id);
   }

@@ -24,8 +24,9 @@ Result<std::vector<UniqueFd>> TakeOverFrom(const fs::path& socket) {
   RETURN_IF_ERROR(SendMessage(conn->get(), "HANDOVER"));
   auto reply = ReceiveMessage(conn->get(), 60'000);
   if (!reply.ok()) {
-    return Status(Code::kUnavailable, fmt::format("hand-over from the running cellar node failed: {}",
-                                                  reply.status().message()));
+    return Status(
+        Code::kUnavailable,
+        fmt::format("hand-over from the running cellar node failed: {}", reply.status().message()));
   }
   if (reply->text != "OK") {
     return Status(Code::kUnavailable,

@@ -35,7 +35,6 @@ class HandoverListener {
   // Errors: those of ListenSeqpacket (a live process already serves `socket`...).
   static Result<HandoverListener> Listen(std::filesystem::path socket);
 
-
   // Readable when a successor connects: for poll beside other fds.
   int fd() const { return fd_.get(); }
   // Once poll said fd() is readable: the connection of a successor that asked to hand

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "common/logging.h"
 #include "common/size.h"
@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
   bool no_passthrough = false;
   bool no_fuse = false;
 
-  CLI::App* node = app.add_subcommand("node", "Serve the CSI Identity, Controller and Node services");
+  CLI::App* node =
+      app.add_subcommand("node", "Serve the CSI Identity, Controller and Node services");
   node->add_option("--endpoint", options.endpoint,
                    "CSI socket, unix:///path/csi.sock (default: $CSI_ENDPOINT)");
   node->add_option("--node-id", options.node_id, "This node's name (default: $NODE_NAME)");
@@ -116,9 +117,10 @@ int main(int argc, char** argv) {
 
   std::string holder_socket;
   std::string holder_log_level = "info";
-  CLI::App* holder = app.add_subcommand(
-      "fd-holder", "Hold the FUSE connection's files so that pods' mounts outlive a crash of "
-                   "`cellar node`");
+  CLI::App* holder =
+      app.add_subcommand("fd-holder",
+                         "Hold the FUSE connection's files so that pods' mounts outlive a crash of "
+                         "`cellar node`");
   holder->add_option("--socket", holder_socket, "The unix socket to serve")->required();
   holder->add_option("--log-level", holder_log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
@@ -129,9 +131,10 @@ int main(int argc, char** argv) {
   std::string reg_timeout = "5s";
   std::string reg_log_level = "info";
   bool reg_check = false;
-  CLI::App* registrar = app.add_subcommand(
-      "registrar", "Register the driver with the kubelet (plugin registration), as "
-                   "kubernetes-csi's node-driver-registrar does");
+  CLI::App* registrar =
+      app.add_subcommand("registrar",
+                         "Register the driver with the kubelet (plugin registration), as "
+                         "kubernetes-csi's node-driver-registrar does");
   registrar->add_option("--csi-address", reg_csi_address,
                         "The driver's CSI socket as this container sees it: /csi/csi.sock or "
                         "unix:///csi/csi.sock (default: $ADDRESS)");
@@ -139,13 +142,15 @@ int main(int argc, char** argv) {
                         "The same socket as the kubelet sees it on the host, "
                         "/var/lib/kubelet/plugins/<driver>/csi.sock "
                         "(default: $DRIVER_REG_SOCK_PATH)");
-  registrar->add_option("--plugin-registration-path", reg_dir,
-                        "Where the kubelet's plugins_registry directory is mounted; the socket "
-                        "served is <this>/<driver>-reg.sock")
+  registrar
+      ->add_option("--plugin-registration-path", reg_dir,
+                   "Where the kubelet's plugins_registry directory is mounted; the socket "
+                   "served is <this>/<driver>-reg.sock")
       ->capture_default_str();
-  registrar->add_option("--timeout", reg_timeout,
-                        "How long one GetPluginInfo call, or the whole --check, may take: "
-                        "5s, 500ms")
+  registrar
+      ->add_option("--timeout", reg_timeout,
+                   "How long one GetPluginInfo call, or the whole --check, may take: "
+                   "5s, 500ms")
       ->capture_default_str();
   registrar->add_option("--log-level", reg_log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
@@ -168,9 +173,10 @@ int main(int argc, char** argv) {
   std::string status_endpoint;
   std::string status_timeout = "10s";
   bool status_json = false;
-  CLI::App* status = app.add_subcommand(
-      "status", "Ask the running cellar node what it holds: volumes, their size, use and "
-                "publications, the io mode and health (exit 1 if it cannot be reached)");
+  CLI::App* status =
+      app.add_subcommand("status",
+                         "Ask the running cellar node what it holds: volumes, their size, use and "
+                         "publications, the io mode and health (exit 1 if it cannot be reached)");
   status->add_option("--endpoint", status_endpoint,
                      "CSI socket of the node, unix:///path/csi.sock (default: $CSI_ENDPOINT)");
   status->add_option("--timeout", status_timeout, "How long to wait for the answer: 10s, 500ms")
@@ -306,7 +312,8 @@ int main(int argc, char** argv) {
   options.io_mode = *cellar::csi::ParseIoMode(io_mode);  // checked by CLI11 above
   if (fd_holder.empty()) fd_holder = EnvOr("CELLAR_FD_HOLDER", "");
   if (!fd_holder.empty()) options.fd_holder = std::filesystem::absolute(fd_holder);
-  if (!handover_socket.empty()) options.handover_socket = std::filesystem::absolute(handover_socket);
+  if (!handover_socket.empty())
+    options.handover_socket = std::filesystem::absolute(handover_socket);
   options.exit_after_handover = after_handover == "exit";
 
   cellar::Status st = cellar::node::RunNode(options);

@@ -72,38 +72,39 @@ Status RunNode(const NodeOptions& options) {
     std::error_code ec;
     fs::create_directories(options.state_dir, ec);
     if (ec) {
-      return Status::FromErrno(ec.value(),
-                               fmt::format("state dir {} cannot be created", options.state_dir.string()));
+      return Status::FromErrno(
+          ec.value(), fmt::format("state dir {} cannot be created", options.state_dir.string()));
     }
   }
   ASSIGN_OR_RETURN(std::vector<UniqueFd> inherited, TakeOverFrom(handover_path));
   const bool handed_over = !inherited.empty();
   // Declared before the services, which use its store and source, so it outlives them.
   ASSIGN_OR_RETURN(std::unique_ptr<VolumeHost> host,
-                   VolumeHost::Open({options.state_dir, options.capacity_bytes,
-                                     options.max_volumes, options.io_mode, options.fd_holder,
-                                     std::move(inherited)}));
+                   VolumeHost::Open({options.state_dir, options.capacity_bytes, options.max_volumes,
+                                     options.io_mode, options.fd_holder, std::move(inherited)}));
 
   DriverContext ctx{{options.driver_name, CELLAR_VERSION, options.node_id, options.max_volumes,
                      host->source().mode()},
-                    host->store(), host->source(), {}};
+                    host->store(),
+                    host->source(),
+                    {}};
   IdentityService identity(ctx);
   ControllerService controller(ctx);
   NodeService node(ctx);
   node.RepairPublications();
-  const StartFacts start{static_cast<int64_t>(::time(nullptr)),
-                         handed_over               ? "handover"
-                         : host->source().resumed() ? "takeover"
-                                                    : "fresh"};
+  const StartFacts start{static_cast<int64_t>(::time(nullptr)), handed_over ? "handover"
+                                                                : host->source().resumed()
+                                                                    ? "takeover"
+                                                                    : "fresh"};
   AdminService admin(ctx, node, start);
   CallMetrics call_metrics;
   std::unique_ptr<MetricsServer> metrics;
   if (!options.metrics_address.empty()) {
-    ASSIGN_OR_RETURN(metrics,
-                     MetricsServer::Start(options.metrics_address,
-                                          {call_metrics.registry(),
-                                           std::make_shared<FuseMetrics>(host->fuse_stats()),
-                                           std::make_shared<NodeMetrics>(ctx, node, start)}));
+    ASSIGN_OR_RETURN(
+        metrics, MetricsServer::Start(
+                     options.metrics_address,
+                     {call_metrics.registry(), std::make_shared<FuseMetrics>(host->fuse_stats()),
+                      std::make_shared<NodeMetrics>(ctx, node, start)}));
     spdlog::info("serving /metrics on {} (port {})", options.metrics_address, metrics->port());
   }
 
@@ -126,12 +127,12 @@ Status RunNode(const NodeOptions& options) {
   ASSIGN_OR_RETURN(HandoverListener handover_listener, HandoverListener::Listen(handover_path));
 
   store::CapacityInfo cap = host->store().Capacity();
-  spdlog::info("cellar {} serving {} on {} for node {}: io mode {}, {} volumes, {} of {} free, "
-               "state in {}",
-               CELLAR_VERSION, options.driver_name, socket_path.string(), options.node_id,
-               IoModeName(host->source().mode()),
-               cap.volumes, FormatSize(cap.available_bytes), FormatSize(cap.total_bytes),
-               options.state_dir.string());
+  spdlog::info(
+      "cellar {} serving {} on {} for node {}: io mode {}, {} volumes, {} of {} free, "
+      "state in {}",
+      CELLAR_VERSION, options.driver_name, socket_path.string(), options.node_id,
+      IoModeName(host->source().mode()), cap.volumes, FormatSize(cap.available_bytes),
+      FormatSize(cap.total_bytes), options.state_dir.string());
 
   UniqueFd successor;
   for (;;) {

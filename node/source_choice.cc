@@ -20,8 +20,9 @@ Result<std::unique_ptr<VolumeSource>> OpenVolumeSource(const store::Store& store
   // A predecessor's FUSE connection carries pods' mounts: keep serving it whatever the
   // flag says, or those pods would see ENOTCONN.
   if (request.mode == IoMode::kDirect) {
-    spdlog::warn("io mode direct asked, but the predecessor handed over a FUSE connection "
-                 "with live mounts; serving it (restart without hand-over to switch)");
+    spdlog::warn(
+        "io mode direct asked, but the predecessor handed over a FUSE connection "
+        "with live mounts; serving it (restart without hand-over to switch)");
   }
   FuseSourceOptions fuse;
   fuse.mountpoint = request.mountpoint;
@@ -40,9 +41,10 @@ Result<std::unique_ptr<VolumeSource>> OpenVolumeSource(const store::Store& store
                  "the initial user namespace); use --io-mode=auto or direct");
   }
   if (request.mode == IoMode::kAuto && got == IoMode::kFuse && !resumed) {
-    spdlog::info("io mode direct (auto): FUSE passthrough is not usable (see the FUSE_INIT "
-                 "line above), so the FUSE layer would copy every byte; volumes are their "
-                 "tmpfs arenas, bind-mounted");
+    spdlog::info(
+        "io mode direct (auto): FUSE passthrough is not usable (see the FUSE_INIT "
+        "line above), so the FUSE layer would copy every byte; volumes are their "
+        "tmpfs arenas, bind-mounted");
     RETURN_IF_ERROR(source->Shutdown(/*keep_connection=*/false));
     return MakeArenaSource(store);
   }

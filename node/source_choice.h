@@ -21,9 +21,9 @@ namespace cellar::node {
 
 struct SourceRequest {
   csi::IoMode mode = csi::IoMode::kAuto;
-  std::filesystem::path mountpoint;  // of the FUSE mount
-  std::filesystem::path fd_holder;   // empty: no holder
-  std::vector<UniqueFd> inherited;   // a predecessor's FUSE connection, from a hand-over
+  std::filesystem::path mountpoint;        // of the FUSE mount
+  std::filesystem::path fd_holder;         // empty: no holder
+  std::vector<UniqueFd> inherited;         // a predecessor's FUSE connection, from a hand-over
   mount::FuseStats* fuse_stats = nullptr;  // counts FUSE requests; outlives the source
 };
 

@@ -39,9 +39,8 @@ Result<std::unique_ptr<VolumeHost>> VolumeHost::Open(VolumeHostOptions options) 
                                                      options.max_volumes, nullptr}));
   ASSIGN_OR_RETURN(host->source_,
                    OpenVolumeSource(*host->store_,
-                                    {options.io_mode, options.state_dir / "fuse",
-                                     options.fd_holder, std::move(options.inherited),
-                                     &host->fuse_stats_}));
+                                    {options.io_mode, options.state_dir / "fuse", options.fd_holder,
+                                     std::move(options.inherited), &host->fuse_stats_}));
   for (const auto& v : host->store_->List()) {
     Status st = host->source_->Attach(v);
     if (!st.ok()) spdlog::warn("volume {}: cannot attach: {}", v.id, st.ToString());

@@ -7,8 +7,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <linux/magic.h>
+#include <fstream>
 
 #include "common/arena_mount.h"
 
@@ -110,8 +110,8 @@ class PosixEnv final : public Env {
 
   Status ResizeTmpfs(const fs::path& path, uint64_t size_bytes) override {
     std::string data = fmt::format("size={}", size_bytes);
-    if (::mount(nullptr, path.c_str(), nullptr, MS_REMOUNT | MS_NOSUID | MS_NODEV,
-                data.c_str()) != 0) {
+    if (::mount(nullptr, path.c_str(), nullptr, MS_REMOUNT | MS_NOSUID | MS_NODEV, data.c_str()) !=
+        0) {
       return ErrnoError("resize tmpfs arena at {} to {}", path.string(), size_bytes);
     }
     return Status::Ok();
@@ -133,7 +133,8 @@ class PosixEnv final : public Env {
     if (sfs.f_type != TMPFS_MAGIC) return false;
     // A tmpfs that is our parent (e.g. a state dir under /run) is not our arena: the
     // arena root is a mount point, so its device differs from its parent's.
-    struct stat self {}, parent {};
+    struct stat self {
+    }, parent{};
     if (::stat(path.c_str(), &self) != 0) return ErrnoError("stat {}", path.string());
     if (::stat(path.parent_path().c_str(), &parent) != 0) {
       return ErrnoError("stat {}", path.parent_path().string());

@@ -18,7 +18,9 @@ class FaultEnv : public Env {
   void FailSyncs(bool fail) { fail_sync_ = fail; }
   void FailMounts(bool fail) { fail_mount_ = fail; }
 
-  Result<std::string> ReadFile(const std::filesystem::path& p) override { return base_.ReadFile(p); }
+  Result<std::string> ReadFile(const std::filesystem::path& p) override {
+    return base_.ReadFile(p);
+  }
   Status WriteFileAtomic(const std::filesystem::path& p, std::string_view d) override {
     return base_.WriteFileAtomic(p, d);
   }
@@ -41,7 +43,9 @@ class FaultEnv : public Env {
   Status CreateDirectories(const std::filesystem::path& p) override {
     return base_.CreateDirectories(p);
   }
-  Status RemoveDirectory(const std::filesystem::path& p) override { return base_.RemoveDirectory(p); }
+  Status RemoveDirectory(const std::filesystem::path& p) override {
+    return base_.RemoveDirectory(p);
+  }
   Status MountTmpfs(const std::filesystem::path& p, uint64_t s) override {
     if (fail_mount_) return Status::FromErrno(ENOMEM, "mount (injected)");
     return base_.MountTmpfs(p, s);
@@ -50,7 +54,9 @@ class FaultEnv : public Env {
     return base_.ResizeTmpfs(p, s);
   }
   Status Unmount(const std::filesystem::path& p) override { return base_.Unmount(p); }
-  Result<bool> IsTmpfsMount(const std::filesystem::path& p) override { return base_.IsTmpfsMount(p); }
+  Result<bool> IsTmpfsMount(const std::filesystem::path& p) override {
+    return base_.IsTmpfsMount(p);
+  }
   Result<FsUsage> StatFs(const std::filesystem::path& p) override { return base_.StatFs(p); }
 
  private:

@@ -115,8 +115,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(Env& env, const fs::path& dir,
 
 Status Journal::Append(const std::string& payload) {
   if (payload.size() > kMaxPayload) {
-    return Error(Code::kInvalidArgument, "journal record of {} bytes is too large",
-                 payload.size());
+    return Error(Code::kInvalidArgument, "journal record of {} bytes is too large", payload.size());
   }
   uint64_t seq = seq_ + 1;
   std::string record;

@@ -120,8 +120,8 @@ Result<Volume> Store::Create(const VolumeSpec& spec) {
     }
     if (slots_.size() >= options_.max_volumes) {
       return Error(Code::kResourceExhausted,
-                   "volume \"{}\": this node already holds its maximum of {} volumes",
-                   spec.name, options_.max_volumes);
+                   "volume \"{}\": this node already holds its maximum of {} volumes", spec.name,
+                   options_.max_volumes);
     }
     uint64_t available = options_.capacity_bytes - std::min(allocated_, options_.capacity_bytes);
     if (spec.capacity_bytes > available) {
@@ -185,7 +185,8 @@ Status Store::Delete(const std::string& id) {
   fs::path arena = ArenaPath(id);
   Status st = env_.Unmount(arena);
   if (st.ok()) st = env_.RemoveDirectory(arena);
-  if (!st.ok()) spdlog::warn("volume {}: deleted, but cleaning its arena failed: {}", id, st.ToString());
+  if (!st.ok())
+    spdlog::warn("volume {}: deleted, but cleaning its arena failed: {}", id, st.ToString());
   return Status::Ok();
 }
 
@@ -287,8 +288,7 @@ Status Store::SetPublicationHealth(const std::string& id, const std::string& tar
   return st.code() == Code::kNotFound ? Status::Ok() : st;
 }
 
-VolumeHealth Store::PublicationHealth(const std::string& id,
-                                      const std::string& target_path) const {
+VolumeHealth Store::PublicationHealth(const std::string& id, const std::string& target_path) const {
   std::lock_guard lock(mu_);
   auto it = volumes_.find(id);
   if (it == volumes_.end()) return {};

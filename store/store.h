@@ -35,7 +35,7 @@ struct StoreOptions {
   std::filesystem::path state_dir;
   uint64_t capacity_bytes = 0;  // sum of volume capacities the node may hand out
   uint32_t max_volumes = 1024;
-  Env* env = nullptr;           // RealEnv() when null
+  Env* env = nullptr;  // RealEnv() when null
 };
 
 struct VolumeSpec {
@@ -108,13 +108,13 @@ class Store {
   explicit Store(StoreOptions options) : options_(std::move(options)), env_(*options_.env) {}
 
   Status Recover();
-  Status Persist(const Volume& volume);      // journal a put
+  Status Persist(const Volume& volume);  // journal a put
   // Journals `change` applied to a copy of the volume, then applies it to the table.
   // `change` returns false when there is nothing to do (nothing is journaled then).
   Status ChangeVolume(const std::string& id, const std::function<bool(Volume&)>& change);
   Status PersistDelete(const std::string& id);
   Status MaybeCompact();
-  uint32_t NextFreeSlot() const;             // requires mu_
+  uint32_t NextFreeSlot() const;  // requires mu_
 
   StoreOptions options_;
   Env& env_;

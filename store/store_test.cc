@@ -210,8 +210,9 @@ TEST_F(StoreTest, PublicationHealthIsJournaledUntilUnpublished) {
   EXPECT_TRUE(store_->PublicationHealth(v.id, "/t/1").abnormal);
   // Gone volumes and publications have no health to keep.
   EXPECT_TRUE(store_->SetPublicationHealth(v.id, "/t/2", {true, "x"}).ok());
-  EXPECT_TRUE(store_->SetPublicationHealth("vol-00000000000000000000000000000000", "/t/1",
-                                           {true, "x"}).ok());
+  EXPECT_TRUE(
+      store_->SetPublicationHealth("vol-00000000000000000000000000000000", "/t/1", {true, "x"})
+          .ok());
   EXPECT_FALSE(store_->PublicationHealth(v.id, "/t/2").abnormal);
   // A failed journal write changes nothing.
   env.FailSyncs(true);

@@ -27,18 +27,18 @@ struct Publication {
   // already names the pod, and a record journaled without the pod must still match the
   // kubelet's retry).
   bool operator==(const Publication& o) const {
-    return target_path == o.target_path && readonly == o.readonly &&
-           mount_flags == o.mount_flags && access_mode == o.access_mode;
+    return target_path == o.target_path && readonly == o.readonly && mount_flags == o.mount_flags &&
+           access_mode == o.access_mode;
   }
 };
 
 struct Volume {
-  std::string id;    // "vol-" + 32 hex digits; also the arena's and FUSE directory's name
-  std::string name;  // CreateVolume's name, or the kubelet's handle for an ephemeral volume
-  uint32_t slot = 0; // small stable number, 1..kMaxSlot, used by the FUSE layer's node ids
+  std::string id;     // "vol-" + 32 hex digits; also the arena's and FUSE directory's name
+  std::string name;   // CreateVolume's name, or the kubelet's handle for an ephemeral volume
+  uint32_t slot = 0;  // small stable number, 1..kMaxSlot, used by the FUSE layer's node ids
   uint64_t capacity_bytes = 0;
   bool ephemeral = false;
-  std::map<std::string, std::string> parameters;  // recorded csi.storage.k8s.io/* values
+  std::map<std::string, std::string> parameters;    // recorded csi.storage.k8s.io/* values
   std::map<std::string, Publication> publications;  // by target path
   int64_t created_unix = 0;
 };

@@ -24,8 +24,13 @@ Volume FullVolume() {
   v.parameters["csi.storage.k8s.io/pvc/namespace"] = "ml-team";
   v.parameters["empty"] = "";
   v.parameters["yes"] = "no";  // YAML 1.1 booleans stay strings
-  Publication ro{"/var/lib/kubelet/pods/a b/volumes/x/mount", true, {"noexec", "nosuid"}, 3,
-                 "ml-team", "train-7f", "the FUSE connection behind it was lost: \"x\""};
+  Publication ro{"/var/lib/kubelet/pods/a b/volumes/x/mount",
+                 true,
+                 {"noexec", "nosuid"},
+                 3,
+                 "ml-team",
+                 "train-7f",
+                 "the FUSE connection behind it was lost: \"x\""};
   Publication rw{"/var/lib/kubelet/pods/c/volumes/y/mount", false, {}, 1, "", "", ""};
   v.publications[ro.target_path] = ro;
   v.publications[rw.target_path] = rw;
@@ -120,12 +125,12 @@ TEST(VolumeCodecTest, DamagedRecordsAreDataLoss) {
   std::string good = EncodeRecord({JournalRecord::Op::kPut, FullVolume()});
   const std::vector<std::string> damaged = {
       "",
-      "{op: put",                                    // cut mid-record
-      good.substr(0, good.size() / 2),               // likewise
+      "{op: put",                                                // cut mid-record
+      good.substr(0, good.size() / 2),                           // likewise
       "{op: rename, id: vol-0123456789abcdef0123456789abcdef}",  // unknown op
-      "{op: delete, id: ../../etc}",                 // an id that would be a path
+      "{op: delete, id: ../../etc}",                             // an id that would be a path
       "{op: delete, id: vol-0123456789ABCDEF0123456789ABCDEF}",  // not ours: upper case
-      "{op: delete}",                                // no id
+      "{op: delete}",                                            // no id
       "{op: put, volume: {id: vol-0123456789abcdef0123456789abcdef}}",  // fields missing
       "{op: put, volume: {id: vol-0123456789abcdef0123456789abcdef, name: n, slot: x, "
       "capacity: 1, ephemeral: false, created: 0, parameters: {}, publications: []}}",

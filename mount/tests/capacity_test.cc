@@ -1,8 +1,8 @@
 // A volume's capacity is a hard limit in both I/O modes (the arena's size= enforces it
 // for passthrough writes the daemon never sees), and no other volume is affected.
 #include <fcntl.h>
-#include <sys/statvfs.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "mount/tests/fuse_fixture.h"
@@ -13,7 +13,7 @@ namespace {
 using CapacityTest = FuseFixture;
 
 uint64_t FreeBytes(const std::filesystem::path& p) {
-  struct statvfs st{};
+  struct statvfs st {};
   EXPECT_EQ(::statvfs(p.c_str(), &st), 0);
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }

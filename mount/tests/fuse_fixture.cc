@@ -1,8 +1,8 @@
 #include "mount/tests/fuse_fixture.h"
 
 #include <fcntl.h>
-#include <sys/mount.h>
 #include <grp.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 

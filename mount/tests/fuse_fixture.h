@@ -7,10 +7,10 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <memory>
 #include <functional>
-#include <vector>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "mount/fuse_server.h"

@@ -11,10 +11,10 @@ namespace {
 
 TEST(FuseStatsTest, ALatencyOnABoundGoesIntoThatBucket) {
   EXPECT_EQ(FuseStats::BucketOf(0), 0u);
-  EXPECT_EQ(FuseStats::BucketOf(5'000), 0u);   // le 5 us
-  EXPECT_EQ(FuseStats::BucketOf(5'001), 1u);   // le 10 us
+  EXPECT_EQ(FuseStats::BucketOf(5'000), 0u);                                    // le 5 us
+  EXPECT_EQ(FuseStats::BucketOf(5'001), 1u);                                    // le 10 us
   EXPECT_EQ(FuseStats::BucketOf(1'000'000'000), kLatencyBucketsUs.size() - 1);  // le 1 s
-  EXPECT_EQ(FuseStats::BucketOf(1'000'000'001), kLatencyBucketsUs.size());     // +Inf
+  EXPECT_EQ(FuseStats::BucketOf(1'000'000'001), kLatencyBucketsUs.size());      // +Inf
 }
 
 TEST(FuseStatsTest, SnapshotCountsRequestsByOpcodeAndOpensByKind) {

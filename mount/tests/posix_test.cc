@@ -18,11 +18,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#define EXPECT_ERRNO(expr, err)          \
-  do {                                   \
-    errno = 0;                           \
-    EXPECT_EQ((expr), -1) << #expr;      \
-    EXPECT_EQ(errno, (err)) << #expr;    \
+#define EXPECT_ERRNO(expr, err)       \
+  do {                                \
+    errno = 0;                        \
+    EXPECT_EQ((expr), -1) << #expr;   \
+    EXPECT_EQ(errno, (err)) << #expr; \
   } while (0)
 
 std::set<std::string> List(const fs::path& dir) {
@@ -32,7 +32,7 @@ std::set<std::string> List(const fs::path& dir) {
 }
 
 struct stat Stat(const fs::path& p) {
-  struct stat st{};
+  struct stat st {};
   EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p << ": " << strerror(errno);
   return st;
 }
@@ -220,14 +220,15 @@ TEST_P(PosixTest, OwnershipAndPermissionsLikeALocalFs) {
   EXPECT_EQ(RunAs(1000, 1000, [&] { return ::open(secret.c_str(), O_RDONLY) < 0 ? errno : 0; }),
             EACCES);
   // New inodes belong to the requester, with its umask applied.
-  EXPECT_EQ(RunAs(1000, 1000, [&] {
-              ::umask(022);
-              int fd = ::open((vol_a_ / "mine").c_str(), O_CREAT | O_WRONLY, 0666);
-              if (fd < 0) return errno;
-              ::close(fd);
-              if (::mkdir((vol_a_ / "mydir").c_str(), 0777) != 0) return errno;
-              return ::symlink("x", (vol_a_ / "mylink").c_str()) == 0 ? 0 : errno;
-            }),
+  EXPECT_EQ(RunAs(1000, 1000,
+                  [&] {
+                    ::umask(022);
+                    int fd = ::open((vol_a_ / "mine").c_str(), O_CREAT | O_WRONLY, 0666);
+                    if (fd < 0) return errno;
+                    ::close(fd);
+                    if (::mkdir((vol_a_ / "mydir").c_str(), 0777) != 0) return errno;
+                    return ::symlink("x", (vol_a_ / "mylink").c_str()) == 0 ? 0 : errno;
+                  }),
             0);
   EXPECT_EQ(Stat(vol_a_ / "mine").st_uid, 1000u);
   EXPECT_EQ(Stat(vol_a_ / "mine").st_gid, 1000u);
@@ -239,20 +240,20 @@ TEST_P(PosixTest, OwnershipAndPermissionsLikeALocalFs) {
   ASSERT_EQ(::mkdir(sg.c_str(), 0777), 0);
   ASSERT_EQ(::chown(sg.c_str(), 0, 4242), 0);
   ASSERT_EQ(::chmod(sg.c_str(), 02777), 0);
-  EXPECT_EQ(RunAs(1000, 1000, [&] {
-              int fd = ::open((sg / "f").c_str(), O_CREAT | O_WRONLY, 0644);
-              if (fd < 0) return errno;
-              ::close(fd);
-              return ::mkdir((sg / "d").c_str(), 0755) == 0 ? 0 : errno;
-            }),
+  EXPECT_EQ(RunAs(1000, 1000,
+                  [&] {
+                    int fd = ::open((sg / "f").c_str(), O_CREAT | O_WRONLY, 0644);
+                    if (fd < 0) return errno;
+                    ::close(fd);
+                    return ::mkdir((sg / "d").c_str(), 0755) == 0 ? 0 : errno;
+                  }),
             0);
   EXPECT_EQ(Stat(sg / "f").st_gid, 4242u);
   EXPECT_EQ(Stat(sg / "d").st_gid, 4242u);
   EXPECT_TRUE(Stat(sg / "d").st_mode & S_ISGID);
   // Sticky /tmp-like directory: others may not remove root's file.
   ASSERT_EQ(::chmod(vol_a_.c_str(), 01777), 0);
-  EXPECT_EQ(RunAs(1000, 1000, [&] { return ::unlink(secret.c_str()) == 0 ? 0 : errno; }),
-            EPERM);
+  EXPECT_EQ(RunAs(1000, 1000, [&] { return ::unlink(secret.c_str()) == 0 ? 0 : errno; }), EPERM);
   EXPECT_EQ(RunAs(1000, 1000, [&] { return ::chmod(secret.c_str(), 0777) == 0 ? 0 : errno; }),
             EPERM);
 }
@@ -281,10 +282,9 @@ TEST_P(PosixTest, SupplementaryGroupGrantsCreationAsOnALocalFilesystem) {
   EXPECT_EQ(Stat(shared / "d").st_gid, 65532u);
   EXPECT_TRUE(Stat(shared / "d").st_mode & S_ISGID);
   // The thread that served it kept no groups: the next caller without them is refused.
-  EXPECT_EQ(RunAs(4242, 4242, [&] {
-              return ::mkdir((shared / "d2").c_str(), 0775) == 0 ? 0 : errno;
-            }),
-            EACCES);
+  EXPECT_EQ(
+      RunAs(4242, 4242, [&] { return ::mkdir((shared / "d2").c_str(), 0775) == 0 ? 0 : errno; }),
+      EACCES);
 }
 
 TEST_P(PosixTest, SparseFilesSeekDataHoleAndFallocate) {

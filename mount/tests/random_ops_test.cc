@@ -27,21 +27,38 @@ namespace fs = std::filesystem;
 
 constexpr int kOps = 3000;
 constexpr uint64_t kCapacity = 128ULL << 20;  // of both sides
-constexpr size_t kReadLimit = 2 << 20;  // what a step reads or maps of a file, at most
+constexpr size_t kReadLimit = 2 << 20;        // what a step reads or maps of a file, at most
 // Sizes and offsets at and beyond the capacity.
-constexpr uint64_t kFar[] = {kCapacity - 4096, kCapacity, kCapacity + 1, 5ULL << 30,
-                             999999999999999,  0};
+constexpr uint64_t kFar[] = {kCapacity - 4096, kCapacity,       kCapacity + 1,
+                             5ULL << 30,       999999999999999, 0};
 
 enum Kind {
-  kCreateWrite, kOverwrite, kAppend, kTruncate, kRename, kUnlink, kMmapWrite, kReadRange,
-  kReopen, kLink, kKeepOpen, kKeptWrite, kKeptClose, kMmapRead, kFallocate, kChmod, kChown,
-  kTruncateFar, kWriteFar, kKeptShrink, kKinds
+  kCreateWrite,
+  kOverwrite,
+  kAppend,
+  kTruncate,
+  kRename,
+  kUnlink,
+  kMmapWrite,
+  kReadRange,
+  kReopen,
+  kLink,
+  kKeepOpen,
+  kKeptWrite,
+  kKeptClose,
+  kMmapRead,
+  kFallocate,
+  kChmod,
+  kChown,
+  kTruncateFar,
+  kWriteFar,
+  kKeptShrink,
+  kKinds
 };
-const char* kKindNames[] = {"create-write", "overwrite",  "append",       "truncate",
-                            "rename",       "unlink",     "mmap-write",   "read-range",
-                            "reopen",       "link",       "keep-open",    "kept-write",
-                            "kept-close",   "mmap-read",  "fallocate",    "chmod",
-                            "chown",        "truncate-far", "write-far",  "kept-shrink"};
+const char* kKindNames[] = {
+    "create-write", "overwrite", "append", "truncate",     "rename",     "unlink",     "mmap-write",
+    "read-range",   "reopen",    "link",   "keep-open",    "kept-write", "kept-close", "mmap-read",
+    "fallocate",    "chmod",     "chown",  "truncate-far", "write-far",  "kept-shrink"};
 
 // Who runs a step: root, two users sharing group 1000 (one through a supplementary
 // group), and nobody.
@@ -49,8 +66,8 @@ struct User {
   uint32_t uid, gid;
   std::vector<uint32_t> groups;
 };
-const User kUsers[] = {{0, 0, {0}}, {1000, 1000, {1000}}, {1001, 1001, {1001, 1000}},
-                       {65534, 65534, {65534}}};
+const User kUsers[] = {
+    {0, 0, {0}}, {1000, 1000, {1000}}, {1001, 1001, {1001, 1000}}, {65534, 65534, {65534}}};
 
 struct Op {
   Kind kind;
@@ -63,12 +80,14 @@ struct Op {
   std::string data;
 
   std::string Describe() const {
-    return fmt::format("{} {} {} off={} len={} flags={:#o} slot={} uid={}", kKindNames[kind],
-                       name, name2, off, len, flags, slot, kUsers[user].uid);
+    return fmt::format("{} {} {} off={} len={} flags={:#o} slot={} uid={}", kKindNames[kind], name,
+                       name2, off, len, flags, slot, kUsers[user].uid);
   }
 };
 
-std::string Err(int e) { return fmt::format("errno {}", e); }
+std::string Err(int e) {
+  return fmt::format("errno {}", e);
+}
 
 // One side of the comparison: a directory plus the fds it keeps open across steps.
 class Side {
@@ -105,8 +124,7 @@ class Side {
         return out;
       }
       case kTruncate:
-      case kTruncateFar:
-        return ::truncate(p.c_str(), op.len) == 0 ? "ok" : Err(errno);
+      case kTruncateFar: return ::truncate(p.c_str(), op.len) == 0 ? "ok" : Err(errno);
       case kWriteFar: {
         int fd = ::open(p.c_str(), O_WRONLY);
         if (fd < 0) return Err(errno);
@@ -115,8 +133,7 @@ class Side {
         ::close(fd);
         return out;
       }
-      case kChmod:
-        return ::chmod(p.c_str(), op.flags) == 0 ? "ok" : Err(errno);
+      case kChmod: return ::chmod(p.c_str(), op.flags) == 0 ? "ok" : Err(errno);
       case kChown: {
         // README: a no-op chown by another user of a setuid/setgid file succeeds on
         // Cellar (tmpfs: EPERM), as it cannot be told from a write dropping the bits.
@@ -138,10 +155,8 @@ class Side {
       case kRename:
         return ::renameat2(AT_FDCWD, p.c_str(), AT_FDCWD, p2.c_str(), op.flags) == 0 ? "ok"
                                                                                      : Err(errno);
-      case kUnlink:
-        return ::unlink(p.c_str()) == 0 ? "ok" : Err(errno);
-      case kLink:
-        return ::link(p.c_str(), p2.c_str()) == 0 ? "ok" : Err(errno);
+      case kUnlink: return ::unlink(p.c_str()) == 0 ? "ok" : Err(errno);
+      case kLink: return ::link(p.c_str(), p2.c_str()) == 0 ? "ok" : Err(errno);
       case kFallocate: {
         int fd = ::open(p.c_str(), O_RDWR);
         if (fd < 0) return Err(errno);
@@ -181,8 +196,8 @@ class Side {
           // Only the start of a huge sparse file: a shared mapping's read fault
           // allocates tmpfs pages, so reading all of it would hit the capacity (SIGBUS).
           size_t size = std::min<size_t>(static_cast<size_t>(st.st_size), kReadLimit);
-          char* m = static_cast<char*>(::mmap(nullptr, size, write ? PROT_READ | PROT_WRITE : PROT_READ,
-                                              MAP_SHARED, fd, 0));
+          char* m = static_cast<char*>(
+              ::mmap(nullptr, size, write ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0));
           if (m == MAP_FAILED) {
             out = Err(errno);
           } else {
@@ -218,8 +233,7 @@ class Side {
         kept_[op.slot] = -1;
         return rc == 0 ? "ok" : Err(errno);
       }
-      case kKinds:
-        break;
+      case kKinds: break;
     }
     return "bad op";
   }
@@ -227,16 +241,15 @@ class Side {
   // name -> "type mode nlink size owner" + bytes, for the whole tree.
   std::map<std::string, std::string> Snapshot() const {
     std::map<std::string, std::string> out;
-    for (auto it = fs::recursive_directory_iterator(root_); it != fs::recursive_directory_iterator();
-         ++it) {
+    for (auto it = fs::recursive_directory_iterator(root_);
+         it != fs::recursive_directory_iterator(); ++it) {
       struct stat st;
       if (::lstat(it->path().c_str(), &st) != 0) {
         out[it->path().lexically_relative(root_)] = Err(errno);
         continue;
       }
-      std::string desc = fmt::format("{:o} nlink={} size={} owner={}:{}", st.st_mode,
-                                     st.st_nlink, S_ISDIR(st.st_mode) ? 0 : st.st_size,
-                                     st.st_uid, st.st_gid);
+      std::string desc = fmt::format("{:o} nlink={} size={} owner={}:{}", st.st_mode, st.st_nlink,
+                                     S_ISDIR(st.st_mode) ? 0 : st.st_size, st.st_uid, st.st_gid);
       if (S_ISREG(st.st_mode)) desc += "\n" + Contents(it->path(), st);
       out[it->path().lexically_relative(root_)] = desc;
     }
@@ -246,8 +259,8 @@ class Side {
   // name -> its mtime and ctime.
   std::map<std::string, std::string> Times() const {
     std::map<std::string, std::string> out;
-    for (auto it = fs::recursive_directory_iterator(root_); it != fs::recursive_directory_iterator();
-         ++it) {
+    for (auto it = fs::recursive_directory_iterator(root_);
+         it != fs::recursive_directory_iterator(); ++it) {
       struct stat st;
       if (::lstat(it->path().c_str(), &st) != 0) continue;
       out[it->path().lexically_relative(root_)] =
@@ -422,8 +435,8 @@ TEST_P(RandomOpsTest, MatchesTmpfsAfterEveryStep) {
         auto it = got_tree.find(name);
         ASSERT_NE(it, got_tree.end()) << "step " << step << ": missing " << name;
         ASSERT_TRUE(it->second == desc)
-            << "step " << step << ": " << op.Describe() << ": " << name << " differs: "
-            << it->second.substr(0, it->second.find('\n')) << " vs "
+            << "step " << step << ": " << op.Describe() << ": " << name
+            << " differs: " << it->second.substr(0, it->second.find('\n')) << " vs "
             << desc.substr(0, desc.find('\n')) << FirstDifference(it->second, desc);
       }
       seconds[op.kind] +=

@@ -20,7 +20,9 @@ std::unique_ptr<SessionState> Fresh() {
 }
 
 // What the fd holder or a predecessor passes on: another descriptor of the same memfd.
-UniqueFd Dup(int fd) { return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
+UniqueFd Dup(int fd) {
+  return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+}
 
 std::unique_ptr<SessionState> AdoptOf(const SessionState& s) {
   Result<std::unique_ptr<SessionState>> adopted = SessionState::Adopt(Dup(s.fd()));

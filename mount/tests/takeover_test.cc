@@ -4,12 +4,12 @@
 // the kernel holds stay consistent. The fd holder and the session state have their own
 // unit tests (fd_holder_test.cc, session_state_test.cc).
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
-#include <poll.h>
 #include <linux/fuse.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>

@@ -45,10 +45,12 @@ std::string RunAsCapture(uint32_t uid, uint32_t gid, const std::function<std::st
   return out;
 }
 
-std::string Err(const char* what) { return fmt::format("{}: errno {}", what, errno); }
+std::string Err(const char* what) {
+  return fmt::format("{}: errno {}", what, errno);
+}
 
 mode_t ModeOf(const fs::path& p) {
-  struct stat st{};
+  struct stat st {};
   EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
   return st.st_mode & 07777;
 }
@@ -70,7 +72,7 @@ std::string AfterWrite(int fd, ssize_t n) {
     ::close(fd);
     return e;
   }
-  struct stat st{};
+  struct stat st {};
   ::fstat(fd, &st);
   ::close(fd);
   return fmt::format("fstat {:o}", st.st_mode & 07777);
@@ -205,7 +207,7 @@ std::string SizeSteps(const fs::path& f, uint64_t capacity) {
     out += fmt::format("{}: {}\n", what, ok ? "ok" : Err("failed"));
   };
   auto size = [&] {
-    struct stat st{};
+    struct stat st {};
     ::stat(f.c_str(), &st);
     out += fmt::format("size {}\n", st.st_size);
   };
@@ -260,7 +262,8 @@ TEST_P(TmpfsParityTest, ChownMinusOneUpdatesCtime) {
     WriteFile(f, "x");
     ASSERT_EQ(::chown(f.c_str(), 1000, 1000), 0);
     for (uint32_t uid : {0u, 1000u}) {
-      struct stat before{}, after{};
+      struct stat before {
+      }, after{};
       ASSERT_EQ(::stat(f.c_str(), &before), 0);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // > a jiffy
       EXPECT_EQ(RunAs(uid, uid, [&] { return ::chown(f.c_str(), -1, -1) == 0 ? 0 : errno; }), 0);

@@ -152,10 +152,11 @@ TEST_P(RestartTest, SigkilledDaemonLeavesNothingBehind) {
   }
   ::close(ready[1]);
   // Kill the daemon whatever happens below.
-  std::unique_ptr<void, std::function<void(void*)>> reaper(reinterpret_cast<void*>(1), [pid](void*) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-  });
+  std::unique_ptr<void, std::function<void(void*)>> reaper(reinterpret_cast<void*>(1),
+                                                           [pid](void*) {
+                                                             ::kill(pid, SIGKILL);
+                                                             ::waitpid(pid, nullptr, 0);
+                                                           });
   FILE* out = ::fdopen(ready[0], "r");
   ASSERT_NE(out, nullptr);
   char* line = nullptr;

@@ -155,7 +155,8 @@ TEST_P(ControllerTest, ValidateVolumeCapabilities) {
     EXPECT_FALSE(resp.has_confirmed());
     EXPECT_FALSE(resp.message().empty());
   }
-  for (std::string id : {std::string("vol-00000000000000000000000000000000"), std::string("../x")}) {
+  for (std::string id :
+       {std::string("vol-00000000000000000000000000000000"), std::string("../x")}) {
     grpc::ClientContext ctx;
     ValidateVolumeCapabilitiesRequest req;
     req.set_volume_id(id);

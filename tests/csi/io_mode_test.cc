@@ -33,8 +33,7 @@ uint64_t MeminfoBytes(const std::string& field) {
 
 // Page cache that is not tmpfs: a FUSE file's own copy shows up here, tmpfs pages do not.
 int64_t NonShmemCache() {
-  return static_cast<int64_t>(MeminfoBytes("Cached")) -
-         static_cast<int64_t>(MeminfoBytes("Shmem"));
+  return static_cast<int64_t>(MeminfoBytes("Cached")) - static_cast<int64_t>(MeminfoBytes("Shmem"));
 }
 
 std::string ExpectedName(Mode mode) {
@@ -96,8 +95,8 @@ TEST_P(IoModeTest, MmapSharesTheArenaPagesUnlessTheDaemonServesIo) {
 NodeSettings InUserNamespace(Mode mode) {
   NodeSettings settings;
   settings.mode = mode;
-  settings.launcher = {"/usr/bin/unshare", "--user",    "--map-root-user", "--mount",
-                       "--propagation",    "private", "--"};
+  settings.launcher = {"/usr/bin/unshare", "--user", "--map-root-user", "--mount", "--propagation",
+                       "private",          "--"};
   return settings;
 }
 
@@ -112,8 +111,7 @@ TEST(IoModeProbeTest, AutoPicksDirectWhenBackingFilesAreRefused) {
                   .CreateVolume(&ctx, ProvisionerCreate("pvc-probe", 8 * kMiB, "node-a"), &resp)
                   .ok());
   EXPECT_EQ(resp.volume().volume_context().at("cellar.dev/io-mode"), "direct");
-  EXPECT_NE(node.Log().find("refuses this process backing files"), std::string::npos)
-      << node.Log();
+  EXPECT_NE(node.Log().find("refuses this process backing files"), std::string::npos) << node.Log();
   EXPECT_NE(node.Log().find("io mode direct (auto"), std::string::npos) << node.Log();
 }
 

@@ -57,10 +57,10 @@ TEST_P(LifecycleTest, ProvisionPublishWriteMeasureFillUnpublishDelete) {
 
   // Past the capacity: ENOSPC in the pod, and the earlier data is intact.
   out.clear();
-  EXPECT_NE(RunInPod("dd if=/dev/zero of=" + (target / "fill").string() +
-                         " bs=1M count=64 status=none",
-                     &out),
-            0);
+  EXPECT_NE(
+      RunInPod("dd if=/dev/zero of=" + (target / "fill").string() + " bs=1M count=64 status=none",
+               &out),
+      0);
   EXPECT_NE(out.find("No space left on device"), std::string::npos) << out;
   out.clear();
   ASSERT_EQ(RunInPod("cd " + target.string() + " && sha256sum -c data/x.sum", &out), 0) << out;
@@ -143,7 +143,8 @@ TEST_P(LifecycleTest, SigkillDuringCreatesLosesNothingAcknowledged) {
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
       CreateVolumeResponse resp;
       std::string name = "r" + std::to_string(round) + "-" + std::to_string(i);
-      if (node_->controller().CreateVolume(&ctx, ProvisionerCreate(name, kMiB, node_id()), &resp)
+      if (node_->controller()
+              .CreateVolume(&ctx, ProvisionerCreate(name, kMiB, node_id()), &resp)
               .ok()) {
         acknowledged.insert(resp.volume().volume_id());
       }

@@ -87,15 +87,14 @@ TEST_P(MetricsTest, UsedBytesGrowByWhatIsWrittenAndFuseCountsTheRequests) {
 
   std::string before = Scrape();
   std::string out;
-  ASSERT_EQ(RunInPod("dd if=/dev/zero of=" + (target / "blob").string() +
-                         " bs=1M count=16 status=none",
-                     &out),
-            0)
+  ASSERT_EQ(
+      RunInPod("dd if=/dev/zero of=" + (target / "blob").string() + " bs=1M count=16 status=none",
+               &out),
+      0)
       << out;
   std::string written = Scrape();
-  ASSERT_EQ(RunInPod("dd if=" + (target / "blob").string() + " of=/dev/null bs=1M status=none",
-                     &out),
-            0)
+  ASSERT_EQ(
+      RunInPod("dd if=" + (target / "blob").string() + " of=/dev/null bs=1M status=none", &out), 0)
       << out;
   std::string read = Scrape();
 
@@ -229,8 +228,7 @@ TEST_P(TakeoverMetricsTest, ARestartedDaemonTakesTheConnectionBackAndSaysSo) {
   auto target = node_->TargetPath("t1-pod", "pvc-takeover");
   ASSERT_TRUE(Publish(KubeletPublish(v, target)).ok());
   std::string out;
-  ASSERT_EQ(RunInPod("dd if=/dev/zero of=" + (target / "f").string() +
-                         " bs=1M count=2 status=none",
+  ASSERT_EQ(RunInPod("dd if=/dev/zero of=" + (target / "f").string() + " bs=1M count=2 status=none",
                      &out),
             0)
       << out;

@@ -20,8 +20,8 @@
 #include <gtest/gtest.h>
 
 #include "pluginregistration.grpc.pb.h"
-#include "tests/support/node_process.h"
 #include "tests/support/needs_root.h"
+#include "tests/support/node_process.h"
 
 namespace cellar::testing {
 namespace {
@@ -130,11 +130,9 @@ class RegistrarTest : public ::testing::Test {
   }
 
   std::vector<std::string> RegistrarArgs(const std::string& kubelet_path = kKubeletPath) const {
-    return {"registrar",
-            "--csi-address=" + node_->socket().string(),
+    return {"registrar", "--csi-address=" + node_->socket().string(),
             "--kubelet-registration-path=" + kubelet_path,
-            "--plugin-registration-path=" + registry_.string(),
-            "--log-level=debug"};
+            "--plugin-registration-path=" + registry_.string(), "--log-level=debug"};
   }
 
   std::unique_ptr<Child> StartRegistrar(const std::string& name = "registrar") {
@@ -196,8 +194,7 @@ TEST_F(RegistrarTest, RegistersWithTheKubeletAndUnregistersOnSigterm) {
 
   st = Notify(RegSocket(), true, "");
   ASSERT_TRUE(st.ok()) << st.error_message();
-  EXPECT_TRUE(registrar->LogSays("the kubelet registered", 5s))
-      << registrar->Log();
+  EXPECT_TRUE(registrar->LogSays("the kubelet registered", 5s)) << registrar->Log();
   std::this_thread::sleep_for(200ms);
   EXPECT_TRUE(registrar->running()) << registrar->Log();
 
@@ -254,8 +251,7 @@ TEST_F(RegistrarTest, StaleSocketIsReplaced) {
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   ::close(fd);  // bound, never listening: what a killed registrar leaves
   auto registrar = StartRegistrar();
-  ASSERT_TRUE(registrar->LogSays("serving registration", 15s))
-      << registrar->Log();
+  ASSERT_TRUE(registrar->LogSays("serving registration", 15s)) << registrar->Log();
   EXPECT_TRUE(registrar->LogSays("replacing stale socket " + RegSocket().string(), 0s))
       << registrar->Log();
   pluginregistration::PluginInfo info;
@@ -285,8 +281,7 @@ TEST_F(RegistrarTest, OldRegistrarLeavesTheNewOnesSocket) {
   auto old_one = StartRegistrar("old");
   ASSERT_TRUE(WaitFor([&] { return fs::is_socket(RegSocket()); }, 15s)) << old_one->Log();
   auto new_one = StartRegistrar("new");
-  ASSERT_TRUE(new_one->LogSays("serving registration", 15s))
-      << new_one->Log();
+  ASSERT_TRUE(new_one->LogSays("serving registration", 15s)) << new_one->Log();
   EXPECT_NE(new_one->Log().find("served by another registrar"), std::string::npos)
       << new_one->Log();
   old_one->Signal(SIGTERM);
@@ -299,8 +294,7 @@ TEST_F(RegistrarTest, OldRegistrarLeavesTheNewOnesSocket) {
   EXPECT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(RegistryEntries(), std::vector<std::string>{RegSocket().filename()});
   EXPECT_TRUE(Notify(RegSocket(), true, "").ok());
-  EXPECT_TRUE(new_one->LogSays("the kubelet registered", 5s))
-      << new_one->Log();
+  EXPECT_TRUE(new_one->LogSays("the kubelet registered", 5s)) << new_one->Log();
   EXPECT_EQ(Check(), 0);
 }
 
@@ -315,9 +309,9 @@ TEST_F(RegistrarTest, CheckPassesOnlyWhileTheRegistrationSocketAnswers) {
   EXPECT_EQ(Check(kKubeletPath, &out), 0) << out;
   // Another deployment's registration is not ours.
   EXPECT_EQ(Check("/var/lib/kubelet/plugins/other.csi.cellar.dev/csi.sock", &out), 1) << out;
-  EXPECT_NE(out.find("csi.cellar.dev-reg.sock: CSIPlugin csi.cellar.dev at " +
-                     std::string(kKubeletPath)),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("csi.cellar.dev-reg.sock: CSIPlugin csi.cellar.dev at " + std::string(kKubeletPath)),
+      std::string::npos)
       << out;
 
   // Gone (removed behind the registrar's back): the probe fails, the kubelet restarts

@@ -23,8 +23,16 @@ using RobustnessTest = NodeTest;
 // Fills scalar string fields with short path-like or hostile values, ints with edge
 // values, and recurses into messages a couple of levels deep.
 void Fill(pb::Message* msg, std::mt19937& rng, int depth) {
-  static const char* kStrings[] = {"", "x", "..", "/", "/etc", "vol-00000000000000000000000000000000",
-                                   "../../../../etc/passwd", "csi-abc", "\n", "%s%s%n"};
+  static const char* kStrings[] = {"",
+                                   "x",
+                                   "..",
+                                   "/",
+                                   "/etc",
+                                   "vol-00000000000000000000000000000000",
+                                   "../../../../etc/passwd",
+                                   "csi-abc",
+                                   "\n",
+                                   "%s%s%n"};
   const auto* desc = msg->GetDescriptor();
   const auto* refl = msg->GetReflection();
   for (int i = 0; i < desc->field_count(); ++i) {
@@ -40,13 +48,19 @@ void Fill(pb::Message* msg, std::mt19937& rng, int depth) {
       continue;
     }
     switch (f->cpp_type()) {
-      case pb::FieldDescriptor::CPPTYPE_STRING: refl->SetString(msg, f, kStrings[rng() % 10]); break;
+      case pb::FieldDescriptor::CPPTYPE_STRING:
+        refl->SetString(msg, f, kStrings[rng() % 10]);
+        break;
       case pb::FieldDescriptor::CPPTYPE_INT64:
         refl->SetInt64(msg, f, std::vector<int64_t>{-1, 0, 1, 1 << 20, INT64_MAX}[rng() % 5]);
         break;
-      case pb::FieldDescriptor::CPPTYPE_INT32: refl->SetInt32(msg, f, static_cast<int32_t>(rng())); break;
+      case pb::FieldDescriptor::CPPTYPE_INT32:
+        refl->SetInt32(msg, f, static_cast<int32_t>(rng()));
+        break;
       case pb::FieldDescriptor::CPPTYPE_BOOL: refl->SetBool(msg, f, rng() % 2); break;
-      case pb::FieldDescriptor::CPPTYPE_ENUM: refl->SetEnumValue(msg, f, static_cast<int>(rng() % 9)); break;
+      case pb::FieldDescriptor::CPPTYPE_ENUM:
+        refl->SetEnumValue(msg, f, static_cast<int>(rng() % 9));
+        break;
       case pb::FieldDescriptor::CPPTYPE_MESSAGE:
         if (depth < 3) Fill(refl->MutableMessage(msg, f), rng, depth + 1);
         break;
@@ -78,7 +92,8 @@ TEST_P(RobustnessTest, RandomRequestsToEveryMethodNeverKillTheDaemon) {
   const std::filesystem::path cwd =
       std::filesystem::read_symlink("/proc/" + std::to_string(node_->pid()) + "/cwd");
   std::map<std::string, bool> cwd_before;
-  for (const char* name : {"x", "csi-abc", "\n", "%s%s%n", "vol-00000000000000000000000000000000"}) {
+  for (const char* name :
+       {"x", "csi-abc", "\n", "%s%s%n", "vol-00000000000000000000000000000000"}) {
     cwd_before[name] = std::filesystem::exists(std::filesystem::symlink_status(cwd / name));
   }
   const std::multiset<std::string> mounts_before = HostileMounts(node_->pid());
@@ -115,17 +130,17 @@ TEST_P(RobustnessTest, RandomRequestsToEveryMethodNeverKillTheDaemon) {
         std::condition_variable cv;
         bool done = false;
         grpc::Status status;
-        stub.UnaryCall(&ctx, path, grpc::StubOptions(), &request, &response,
-                       [&](grpc::Status s) {
-                         std::lock_guard lock(mu);
-                         status = s;
-                         done = true;
-                         cv.notify_one();
-                       });
+        stub.UnaryCall(&ctx, path, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+          std::lock_guard lock(mu);
+          status = s;
+          done = true;
+          cv.notify_one();
+        });
         std::unique_lock lock(mu);
         cv.wait(lock, [&] { return done; });
         ASSERT_NE(status.error_code(), grpc::StatusCode::UNAVAILABLE)
-            << path << " took the daemon down:\n" << node_->Log();
+            << path << " took the daemon down:\n"
+            << node_->Log();
         ASSERT_NE(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << path << " hung";
         ++calls;
       }

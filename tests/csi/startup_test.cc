@@ -7,8 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/support/node_process.h"
 #include "tests/support/needs_root.h"
+#include "tests/support/node_process.h"
 
 namespace cellar::testing {
 namespace {
@@ -112,9 +112,9 @@ TEST(StartupTest, HelpListsEveryFlag) {
   CELLAR_SKIP_UNLESS_ROOT("a pod-like mount namespace");
   std::string out;
   ASSERT_EQ(RunInPod(std::string(CELLAR_BINARY) + " node --help", &out), 0);
-  for (const char* flag : {"--endpoint", "--node-id", "--state-dir", "--capacity",
-                           "--max-volumes", "--log-level", "--driver-name", "--no-passthrough",
-                           "--log-format", "--metrics-address"}) {
+  for (const char* flag :
+       {"--endpoint", "--node-id", "--state-dir", "--capacity", "--max-volumes", "--log-level",
+        "--driver-name", "--no-passthrough", "--log-format", "--metrics-address"}) {
     EXPECT_NE(out.find(flag), std::string::npos) << flag;
   }
 }

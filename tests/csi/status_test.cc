@@ -53,10 +53,10 @@ TEST_P(StatusTest, ShowsVolumesUseAndPublicationsWithTheirPods) {
   ASSERT_TRUE(Publish(KubeletPublish(a, target_rw)).ok());
   ASSERT_TRUE(Publish(KubeletPublish(a, target_ro, /*readonly=*/true)).ok());
   std::string dd;
-  ASSERT_EQ(RunInPod("dd if=/dev/zero of=" + (target_rw / "f").string() +
-                         " bs=1M count=4 status=none",
-                     &dd),
-            0)
+  ASSERT_EQ(
+      RunInPod("dd if=/dev/zero of=" + (target_rw / "f").string() + " bs=1M count=4 status=none",
+               &dd),
+      0)
       << dd;
 
   std::string out;

@@ -8,7 +8,7 @@ Use tests/deploy/run.sh, which installs what these need first. Without
 and fail if the binary is not there. --volume-dir (default $CELLAR_VOLUME_DIR)
 is a mounted Cellar volume for the example steps; without it they run on a
 tmpfs mounted for the purpose. The group `lib` is the unit tests of the test library
-(tests/lib).
+(tests/lib); `source` checks the C++ layout against .clang-format.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.deploy import check_binary, check_examples, check_image, check_manifests
+from tests.deploy import check_binary, check_examples, check_image, check_manifests, check_source
 from tests.lib import selftest
 from tests.lib.checks import Runner
 
@@ -30,14 +30,14 @@ def main() -> int:
     parser.add_argument("--binary", help="the cellar binary (e.g. build/cellar)")
     parser.add_argument("--volume-dir", default=os.environ.get("CELLAR_VOLUME_DIR") or None,
                         help="a mounted Cellar volume for the example steps (default $CELLAR_VOLUME_DIR)")
-    parser.add_argument("--only", choices=["manifests", "image", "binary", "examples", "lib"], action="append",
+    parser.add_argument("--only", choices=["manifests", "image", "binary", "examples", "lib", "source"], action="append",
                         help="run only these groups (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
 
     runner = Runner(verbose=args.verbose)
     workdir = Path(tempfile.mkdtemp(prefix="cellar-deploy-checks."))
-    groups = set(args.only or ["manifests", "image", "binary", "examples", "lib"])
+    groups = set(args.only or ["manifests", "image", "binary", "examples", "lib", "source"])
     try:
         ctx = check_manifests.Context(workdir)
         # The renderings are needed by the binary and example checks too.
@@ -50,6 +50,8 @@ def main() -> int:
             check_examples.register(runner, ctx, args.volume_dir, workdir)
         if "lib" in groups:
             selftest.register(runner)
+        if "source" in groups:
+            check_source.register(runner)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return runner.summary()

@@ -6,7 +6,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#define CELLAR_SKIP_UNLESS_ROOT(what)                                                \
-  if (::geteuid() != 0)                                                              \
-  GTEST_SKIP() << (what) << " needs root (mounts and namespaces, as the node plugin); " \
-                            "run the tests as root: bash tests/run-all.sh"
+#define CELLAR_SKIP_UNLESS_ROOT(what)                                         \
+  if (::geteuid() != 0)                                                       \
+  GTEST_SKIP() << (what)                                                      \
+               << " needs root (mounts and namespaces, as the node plugin); " \
+                  "run the tests as root: bash tests/run-all.sh"

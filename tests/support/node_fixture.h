@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/csi_requests.h"
-#include "tests/support/node_process.h"
 #include "tests/support/needs_root.h"
+#include "tests/support/node_process.h"
 
 namespace cellar::testing {
 
@@ -78,11 +78,11 @@ class NodeTest : public ::testing::TestWithParam<Mode> {
   std::unique_ptr<NodeProcess> node_;
 };
 
-#define CELLAR_INSTANTIATE_MODES(suite)                                              \
-  INSTANTIATE_TEST_SUITE_P(Modes, suite,                                             \
-                           ::testing::Values(::cellar::testing::Mode::kPassthrough,  \
-                                             ::cellar::testing::Mode::kFallback,     \
-                                             ::cellar::testing::Mode::kDirect),      \
-                           [](const auto& info) { return ::cellar::testing::ModeName(info.param); })
+#define CELLAR_INSTANTIATE_MODES(suite)                                                            \
+  INSTANTIATE_TEST_SUITE_P(                                                                        \
+      Modes, suite,                                                                                \
+      ::testing::Values(::cellar::testing::Mode::kPassthrough, ::cellar::testing::Mode::kFallback, \
+                        ::cellar::testing::Mode::kDirect),                                         \
+      [](const auto& info) { return ::cellar::testing::ModeName(info.param); })
 
 }  // namespace cellar::testing

@@ -40,20 +40,13 @@ NodeProcess::~NodeProcess() {
 }
 
 std::vector<std::string> NodeProcess::Args() const {
-  std::vector<std::string> args = {CELLAR_BINARY,
-                                   "node",
-                                   "--endpoint",
-                                   "unix://" + socket().string(),
-                                   "--node-id",
-                                   settings_.node_id,
-                                   "--state-dir",
-                                   state_dir().string(),
-                                   "--capacity",
-                                   settings_.capacity,
-                                   "--max-volumes",
-                                   std::to_string(settings_.max_volumes),
-                                   "--log-level",
-                                   "debug"};
+  std::vector<std::string> args = {CELLAR_BINARY,   "node",
+                                   "--endpoint",    "unix://" + socket().string(),
+                                   "--node-id",     settings_.node_id,
+                                   "--state-dir",   state_dir().string(),
+                                   "--capacity",    settings_.capacity,
+                                   "--max-volumes", std::to_string(settings_.max_volumes),
+                                   "--log-level",   "debug"};
   // Forced, so that each suite runs each mode whatever the kernel offers.
   switch (settings_.mode) {
     case Mode::kPassthrough: args.push_back("--io-mode=passthrough"); break;
