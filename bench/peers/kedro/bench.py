@@ -4,7 +4,7 @@ VineyardDataSet (Kedro 0.18, its own venv). Started by run.sh; see bench/README.
 "Kedro end to end".
 
     bench.py --minio BIN --kedro-python P --vineyard-python P [--multipliers 100,2000]
-             [--base-rows 10000] [--rounds 3] [--systems cellar,minio,vineyard]
+             [--base-rows 10000] [--rounds 3] [--systems cellar,cellar-dump,minio,vineyard]
 
 The data scales as in Vineyard's own Kedro benchmark: a base data set times a
 multiplier. Here the base is --base-rows rows of examples/steps' synthetic frame (5
@@ -35,7 +35,7 @@ import host  # noqa: E402  (bench/peers/)
 import servers  # noqa: E402
 
 BUCKET = "kedro-bench"
-SYSTEMS = ("cellar", "minio", "vineyard")
+SYSTEMS = ("cellar", "cellar-dump", "minio", "vineyard")
 NODES = ("prepare_data", "train", "test")
 
 
@@ -43,7 +43,8 @@ def kedro_run(python: str, project: Path, conf: Path, env: str, params: dict,
               extra_env: dict, log: Path) -> dict:
     """One pipeline run in its own process; its node times and its peak RSS."""
     environ = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1",
-                   PYTHONPATH=str(ROOT / "examples" / "steps"), **extra_env)
+                   PYTHONPATH=str(ROOT / "examples" / "steps"))
+    environ.update(extra_env)
     command = [python, str(HERE / "kedro_run.py"), str(project), str(conf), env,
                *(f"{k}={v}" for k, v in params.items())]
     with log.open("w") as err:
@@ -94,7 +95,11 @@ def main() -> int:
         # vineyardd holds the train and test frames (the largest frame, once) and slack.
         with contextlib.ExitStack() as stack:
             how = {"cellar": (args.kedro_python, ROOT / "examples" / "kedro", HERE / "conf",
-                              "cellar", {"data_dir": str(data_dir)}, {})}
+                              "cellar", {"data_dir": str(data_dir)}, {}),
+                   # The same, with `backend: cellar` (python/cellar.py on the path).
+                   "cellar-dump": (args.kedro_python, ROOT / "examples" / "kedro", HERE / "conf",
+                                   "cellar-dump", {"data_dir": str(data_dir)},
+                                   {"PYTHONPATH": f"{ROOT / 'examples' / 'steps'}:{ROOT / 'python'}"})}
             clears = [lambda: shutil.rmtree(data_dir, ignore_errors=True)]
             if "vineyard" in systems:
                 # vineyardd holds the train and test frames (the largest frame, once).
