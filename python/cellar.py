@@ -195,14 +195,10 @@ class _Strided:
             yield memoryview(numpy.ascontiguousarray(a[start:start + rows]).reshape(-1)).cast("B")
 
 def _is_pandas_block(obj):
+    """A pandas internal Block (recognised by name, so pandas is only imported where in use);
+    every one has a __reduce__ of its own."""
     cls = type(obj)
-    return (cls.__module__ == "pandas.core.internals.blocks" and cls.__name__.endswith("Block")
-            and "__reduce_ex__" in _defining_class(cls, "__reduce_ex__").__dict__
-            and _defining_class(cls, "__reduce__") is not object)
-
-
-def _defining_class(cls, name):
-    return next(c for c in cls.__mro__ if name in c.__dict__)
+    return cls.__module__ == "pandas.core.internals.blocks" and cls.__name__.endswith("Block")
 
 
 def _numpy_copies_in_band(obj):
