@@ -51,6 +51,10 @@ void ControllerService::FillVolume(const store::Volume& v, ::csi::v1::Volume* ou
   // CSI has no field for how a node serves I/O, and NodeGetInfo's topology must stay
   // the node name; the volume context is where users (kubectl get pv -o yaml) see it.
   (*out->mutable_volume_context())[kIoModeKey] = std::string(IoModeName(ctx_.config.io_mode));
+  (*out->mutable_volume_context())[kOwnerNodeKey] = ctx_.config.node_id;
+  if (!ctx_.config.peer_address.empty()) {
+    (*out->mutable_volume_context())[kOwnerPeerKey] = ctx_.config.peer_address;
+  }
 }
 
 void ControllerService::FillStatus(const store::Volume& v,
@@ -152,6 +156,13 @@ Status ControllerService::DoDeleteVolume(const DeleteVolumeRequest& req, DeleteV
   LockSet::Guard guard(ctx_.volume_locks, id);
   auto v = ctx_.store.Get(id);
   if (!v.ok()) return Status::Ok();
+  if (v->is_replica()) {
+    // Answering OK would let the PV go while the owner still holds the memory.
+    return Error(Code::kFailedPrecondition,
+                 "volume {}: this node holds only a read-only replica; the volume belongs to "
+                 "node \"{}\", whose controller deletes it",
+                 id, v->replica_of.node_id);
+  }
   if (!v->publications.empty()) {
     return Error(Code::kFailedPrecondition, "volume {}: still published at {} (unpublish it first)",
                  id, v->publications.begin()->first);
@@ -169,7 +180,7 @@ Status ControllerService::DoValidateVolumeCapabilities(const ValidateVolumeCapab
   if (req.volume_capabilities().empty()) {
     return Error(Code::kInvalidArgument, "volume {}: volume_capabilities is empty", id);
   }
-  ASSIGN_OR_RETURN(store::Volume v, GetCellarVolume(ctx_.store, id));
+  ASSIGN_OR_RETURN(store::Volume v, GetOwnedVolume(ctx_.store, id));
   std::string what = fmt::format("volume {}", id);
   Status st = CheckCapabilities(req.volume_capabilities(), what);
   if (st.ok()) {
@@ -203,6 +214,7 @@ Status ControllerService::DoListVolumes(const ListVolumesRequest& req, ListVolum
   }
   auto volumes = ctx_.store.List();
   size_t limit = req.max_entries() > 0 ? static_cast<size_t>(req.max_entries()) : volumes.size();
+  std::erase_if(volumes, [](const store::Volume& v) { return v.is_replica(); });  // not ours
   for (const auto& v : volumes) {
     if (!token.empty() && v.id < token) continue;
     if (static_cast<size_t>(resp->entries_size()) == limit) {
@@ -279,7 +291,7 @@ Status ControllerService::DoControllerGetVolume(const ControllerGetVolumeRequest
                                                 ControllerGetVolumeResponse* resp) {
   const std::string& id = req.volume_id();
   RETURN_IF_ERROR(RequireVolumeId("ControllerGetVolume", id));
-  ASSIGN_OR_RETURN(store::Volume v, GetCellarVolume(ctx_.store, id));
+  ASSIGN_OR_RETURN(store::Volume v, GetOwnedVolume(ctx_.store, id));
   FillVolume(v, resp->mutable_volume());
   FillStatus(v, resp->mutable_status());
   return Status::Ok();

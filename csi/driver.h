@@ -10,6 +10,7 @@
 #include "common/status.h"
 #include "csi/io_mode.h"
 #include "csi/lock_set.h"
+#include "csi/remote_volumes.h"
 #include "csi/volume_source.h"
 #include "store/store.h"
 
@@ -24,13 +25,23 @@ struct DriverConfig {
   std::string node_id;
   uint32_t max_volumes = 1024;
   IoMode io_mode = IoMode::kPassthrough;  // as chosen at start; reported in volume contexts
+  // host:port where other nodes fetch this node's volumes (--peer-advertise); empty when
+  // this node does not serve them. Written into every volume context it creates.
+  std::string peer_address;
 };
+
+// Volume context keys naming the node that holds a volume's data, so that a node
+// publishing it elsewhere knows where to fetch it from.
+inline constexpr const char* kOwnerNodeKey = "cellar.dev/owner-node";
+inline constexpr const char* kOwnerPeerKey = "cellar.dev/owner-peer";
 
 struct DriverContext {
   DriverConfig config;
   store::Store& store;
   VolumeSource& source;
   LockSet volume_locks;  // keyed by volume id, and by "name:" + name for CreateVolume
+  // Fetches volumes held by other nodes; null when this node has no peer credentials.
+  RemoteVolumes* remote = nullptr;
 };
 
 inline grpc::Status ToGrpc(const Status& status) {

@@ -19,15 +19,41 @@ Result<store::Volume> GetCellarVolume(const store::Store& store, const std::stri
   return store.Get(id);
 }
 
-Result<store::Volume> CreateAttached(DriverContext& ctx, const store::VolumeSpec& spec,
-                                     const std::string& what) {
-  ASSIGN_OR_RETURN(store::Volume v, ctx.store.Create(spec));
+Result<store::Volume> GetOwnedVolume(const store::Store& store, const std::string& id) {
+  ASSIGN_OR_RETURN(store::Volume v, GetCellarVolume(store, id));
+  if (v.is_replica()) {
+    return Error(Code::kNotFound,
+                 "volume {} is not held by this node (it holds a read-only replica of node "
+                 "\"{}\"'s volume)",
+                 id, v.replica_of.node_id);
+  }
+  return v;
+}
+
+namespace {
+
+Result<store::Volume> Attached(DriverContext& ctx, Result<store::Volume> created,
+                               const std::string& what) {
+  ASSIGN_OR_RETURN(store::Volume v, std::move(created));
   Status attached = ctx.source.Attach(v);
   if (!attached.ok()) {
     (void)ctx.store.Delete(v.id);
     return attached.WithContext(what);
   }
   return v;
+}
+
+}  // namespace
+
+Result<store::Volume> CreateAttached(DriverContext& ctx, const store::VolumeSpec& spec,
+                                     const std::string& what) {
+  return Attached(ctx, ctx.store.Create(spec), what);
+}
+
+Result<store::Volume> CreateAttachedReplica(DriverContext& ctx, const store::VolumeSpec& spec,
+                                            const std::string& id, const store::ReplicaOf& owner,
+                                            const std::string& what) {
+  return Attached(ctx, ctx.store.CreateReplica(spec, id, owner), what);
 }
 
 Status BindAndRecord(DriverContext& ctx, const std::string& volume_id,

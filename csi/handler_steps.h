@@ -24,12 +24,20 @@ Status RequireCellarId(const std::string& id);
 // RequireCellarId, then the store's volume (NotFound when unknown).
 Result<store::Volume> GetCellarVolume(const store::Store& store, const std::string& id);
 
+// GetCellarVolume, but NotFound for a replica of another node's volume too: the
+// controller's RPCs belong to the owner's controller.
+Result<store::Volume> GetOwnedVolume(const store::Store& store, const std::string& id);
+
 // Creates the volume in the store and attaches it to the volume source. When the
 // attach fails the volume is deleted again, so the node's books are as before.
 // Errors: Store::Create's (journal, mount, capacity), or the attach's with `what` as
 // context.
 Result<store::Volume> CreateAttached(DriverContext& ctx, const store::VolumeSpec& spec,
                                      const std::string& what);
+// The same for a replica of another node's volume (Store::CreateReplica).
+Result<store::Volume> CreateAttachedReplica(DriverContext& ctx, const store::VolumeSpec& spec,
+                                            const std::string& id, const store::ReplicaOf& owner,
+                                            const std::string& what);
 
 // Binds `source` onto the publication's target and records the publication. When the
 // record cannot be journaled the bind is undone (unmounted, target removed), so no

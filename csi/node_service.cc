@@ -7,6 +7,7 @@
 #include "common/size.h"
 #include "csi/handler_steps.h"
 #include "csi/mounter.h"
+#include "csi/replicas.h"
 #include "csi/validation.h"
 
 namespace cellar::csi {
@@ -20,6 +21,24 @@ Result<store::Volume> NodeService::Resolve(const std::string& handle) const {
     if (v && v->ephemeral) return *v;
   }
   return Error(Code::kNotFound, "volume \"{}\" does not exist", handle);
+}
+
+Result<store::Volume> NodeService::ResolveForPublish(const NodePublishVolumeRequest& req,
+                                                     const std::string& what) {
+  const std::string& handle = req.volume_id();
+  auto local = Resolve(handle);
+  if (local.ok() && !local->is_replica()) return local;
+  if (!local.ok() && local.status().code() != Code::kNotFound) return local;
+  std::map<std::string, std::string> context(req.volume_context().begin(),
+                                             req.volume_context().end());
+  std::optional<RemoteOwner> owner = RemoteOwnerOf(context, ctx_.config.node_id);
+  if (local.ok()) {
+    // Already published here: the kubelet retrying a publish it made gets it as it was.
+    if (local->publications.count(req.target_path())) return local;
+    owner = RemoteOwner{local->replica_of.node_id, local->replica_of.address};
+  }
+  if (!owner) return local;  // not held here, and no other node named
+  return SyncReplica(ctx_, handle, *owner, what);
 }
 
 Result<store::Volume> NodeService::CreateEphemeral(const NodePublishVolumeRequest& req) {
@@ -109,13 +128,15 @@ Status NodeService::DoNodePublishVolume(const NodePublishVolumeRequest& req,
   if (ephemeral) {
     ASSIGN_OR_RETURN(v, CreateEphemeral(req));
   } else {
-    ASSIGN_OR_RETURN(v, Resolve(handle));
+    ASSIGN_OR_RETURN(v, ResolveForPublish(req, what));
   }
 
   const auto& mode = req.volume_capability().access_mode().mode();
   store::Publication pub;
   pub.target_path = req.target_path();
-  pub.readonly = req.readonly() || mode == VolumeCapability::AccessMode::SINGLE_NODE_READER_ONLY;
+  // A replica is a copy: writes to it would reach no other node, so it is never writable.
+  pub.readonly = req.readonly() || mode == VolumeCapability::AccessMode::SINGLE_NODE_READER_ONLY ||
+                 v.is_replica();
   const auto& flags = req.volume_capability().mount().mount_flags();
   pub.mount_flags.assign(flags.begin(), flags.end());
   pub.access_mode = mode;
@@ -199,6 +220,7 @@ Status NodeService::DoNodeUnpublishVolume(const NodeUnpublishVolumeRequest& req,
   RETURN_IF_ERROR(UnmountAndRemove(req.target_path()).WithContext(what));
   // Removing the record also clears the publication's health (see RepairPublications).
   RETURN_IF_ERROR(ctx_.store.RemovePublication(v->id, req.target_path()).WithContext(what));
+  if (v->is_replica()) return FreeReplicaIfUnpublished(ctx_, *v, what);
   if (v->ephemeral) {
     auto now = ctx_.store.Get(v->id);
     if (now.ok() && now->publications.empty()) {
@@ -265,6 +287,11 @@ PublicationCondition NodeService::Condition(const store::Volume& v, const std::s
   }
   out.abnormal = health.abnormal;
   out.message = health.abnormal ? health.message : "healthy";
+  if (!health.abnormal && v.is_replica()) {
+    out.message = fmt::format(
+        "healthy: a read-only replica of node \"{}\"'s volume, fetched when it was published here",
+        v.replica_of.node_id);
+  }
   return out;
 }
 

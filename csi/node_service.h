@@ -65,6 +65,10 @@ class NodeService final : public ::csi::v1::Node::Service {
                        ::csi::v1::NodeGetInfoResponse* resp);
   // Resolves a volume handle: a Cellar id, or the kubelet's handle of an inline volume.
   Result<store::Volume> Resolve(const std::string& handle) const;
+  // Resolve, or for a volume held by another node its replica here, created or refreshed
+  // from the owner the volume context names (csi/replicas.h).
+  Result<store::Volume> ResolveForPublish(const ::csi::v1::NodePublishVolumeRequest& req,
+                                          const std::string& what);
   Result<store::Volume> CreateEphemeral(const ::csi::v1::NodePublishVolumeRequest& req);
   Status CheckPublishedAt(const store::Volume& v, const std::string& path) const;
 

@@ -109,7 +109,19 @@ uint32_t Store::NextFreeSlot() const {
   return slot;
 }
 
-Result<Volume> Store::Create(const VolumeSpec& spec) {
+Result<Volume> Store::Create(const VolumeSpec& spec) { return CreateVolume(spec, "", {}); }
+
+Result<Volume> Store::CreateReplica(const VolumeSpec& spec, const std::string& id,
+                                    const ReplicaOf& owner) {
+  if (!IsVolumeId(id)) {
+    return Error(Code::kInvalidArgument, "volume \"{}\": \"{}\" is not a volume id", spec.name, id);
+  }
+  if (owner.node_id.empty()) return InvalidArgument("replica " + id + ": owner node is empty");
+  return CreateVolume(spec, id, owner);
+}
+
+Result<Volume> Store::CreateVolume(const VolumeSpec& spec, const std::string& id,
+                                   const ReplicaOf& replica_of) {
   if (spec.name.empty()) return InvalidArgument("volume name is empty");
   if (spec.capacity_bytes == 0) return InvalidArgument("volume capacity is 0");
   Volume v;
@@ -117,6 +129,9 @@ Result<Volume> Store::Create(const VolumeSpec& spec) {
     std::lock_guard lock(mu_);
     if (by_name_.count(spec.name)) {
       return Error(Code::kAlreadyExists, "volume name \"{}\" is taken", spec.name);
+    }
+    if (!id.empty() && volumes_.count(id)) {
+      return Error(Code::kAlreadyExists, "volume {} already exists", id);
     }
     if (slots_.size() >= options_.max_volumes) {
       return Error(Code::kResourceExhausted,
@@ -130,8 +145,9 @@ Result<Volume> Store::Create(const VolumeSpec& spec) {
                    FormatSize(spec.capacity_bytes), FormatSize(available),
                    FormatSize(options_.capacity_bytes));
     }
-    v.id = NewVolumeId();
+    v.id = id.empty() ? NewVolumeId() : id;
     v.name = spec.name;
+    v.replica_of = replica_of;
     v.slot = NextFreeSlot();
     v.capacity_bytes = spec.capacity_bytes;
     v.ephemeral = spec.ephemeral;

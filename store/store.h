@@ -69,6 +69,11 @@ class Store {
   // AlreadyExists if the name is taken; ResourceExhausted when the capacity or the
   // volume count would exceed the node's limits; errno statuses from mount/journal.
   Result<Volume> Create(const VolumeSpec& spec);
+  // A replica of another node's volume: it keeps the owner's id (the kubelet names it so)
+  // and remembers the owner. As Create, and AlreadyExists when `id` is held already,
+  // InvalidArgument when it is not a volume id.
+  Result<Volume> CreateReplica(const VolumeSpec& spec, const std::string& id,
+                               const ReplicaOf& owner);
   // NotFound for an unknown id. Unmounts the arena lazily: memory returns when the
   // last open file of the volume is closed.
   Status Delete(const std::string& id);
@@ -108,6 +113,9 @@ class Store {
   explicit Store(StoreOptions options) : options_(std::move(options)), env_(*options_.env) {}
 
   Status Recover();
+  // Create and CreateReplica; an empty `id` makes a new one.
+  Result<Volume> CreateVolume(const VolumeSpec& spec, const std::string& id,
+                              const ReplicaOf& replica_of);
   Status Persist(const Volume& volume);  // journal a put
   // Journals `change` applied to a copy of the volume, then applies it to the table.
   // `change` returns false when there is nothing to do (nothing is journaled then).

@@ -145,6 +145,31 @@ TEST_F(StoreTest, EverythingSurvivesReopenWithData) {
   EXPECT_EQ(store_->Capacity().allocated_bytes, 14 * kMiB);
 }
 
+// A replica of another node's volume keeps the owner's id and remembers the owner
+// across a restart; ids are still checked and never reused.
+TEST_F(StoreTest, ReplicaKeepsTheGivenIdAndOwner) {
+  Open();
+  const std::string id = "vol-00112233445566778899aabbccddeeff";
+  const ReplicaOf owner{"node-a", "10.0.0.1:7443"};
+  VolumeSpec spec{"replica:" + id, 4 * kMiB, false, {}};
+  auto r = store_->CreateReplica(spec, id, owner);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->id, id);
+  EXPECT_TRUE(r->is_replica());
+  spec.name = "another name";
+  EXPECT_EQ(store_->CreateReplica(spec, id, owner).status().code(), Code::kAlreadyExists);
+  EXPECT_EQ(store_->CreateReplica(spec, "vol-../../etc", owner).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(store_->CreateReplica(spec, id, {}).status().code(), Code::kInvalidArgument);
+  EXPECT_FALSE(MustCreate("owned", kMiB).is_replica());
+
+  Open();
+  auto back = store_->Get(id);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->replica_of, (ReplicaOf{"node-a", "10.0.0.1:7443"}));
+  EXPECT_EQ(store_->Capacity().allocated_bytes, 5 * kMiB);
+}
+
 TEST_F(StoreTest, LostArenaComesBackEmptyAndAbnormal) {
   Open();
   Volume a = MustCreate("a", 8 * kMiB);

@@ -32,6 +32,15 @@ struct Publication {
   }
 };
 
+// Where a replica's data comes from: the node that owns the volume and its peer address.
+// A replica is a read-only local copy of another node's volume (csi/remote_volumes.h),
+// kept while it is published on this node.
+struct ReplicaOf {
+  std::string node_id;  // empty: not a replica, this node owns the volume
+  std::string address;  // host:port of the owner's Peer service
+  bool operator==(const ReplicaOf&) const = default;
+};
+
 struct Volume {
   std::string id;     // "vol-" + 32 hex digits; also the arena's and FUSE directory's name
   std::string name;   // CreateVolume's name, or the kubelet's handle for an ephemeral volume
@@ -41,6 +50,8 @@ struct Volume {
   std::map<std::string, std::string> parameters;    // recorded csi.storage.k8s.io/* values
   std::map<std::string, Publication> publications;  // by target path
   int64_t created_unix = 0;
+  ReplicaOf replica_of;  // set for a replica of another node's volume
+  bool is_replica() const { return !replica_of.node_id.empty(); }
 };
 
 inline constexpr uint32_t kMaxSlot = 65535;

@@ -29,6 +29,10 @@ YAML::Node EncodeVolume(const Volume& v) {
   n["capacity"] = v.capacity_bytes;
   n["ephemeral"] = v.ephemeral;
   n["created"] = v.created_unix;
+  if (v.is_replica()) {
+    n["replica_of"]["node"] = v.replica_of.node_id;
+    n["replica_of"]["address"] = v.replica_of.address;
+  }
   n["parameters"] = YAML::Node(YAML::NodeType::Map);
   for (const auto& [k, val] : v.parameters) n["parameters"][k] = val;
   n["publications"] = YAML::Node(YAML::NodeType::Sequence);
@@ -57,6 +61,10 @@ Volume DecodeVolume(const YAML::Node& n) {
   v.capacity_bytes = n["capacity"].as<uint64_t>();
   v.ephemeral = n["ephemeral"].as<bool>();
   v.created_unix = n["created"].as<int64_t>();
+  if (n["replica_of"]) {  // absent in records of owned volumes and in older journals
+    v.replica_of.node_id = n["replica_of"]["node"].as<std::string>();
+    v.replica_of.address = n["replica_of"]["address"].as<std::string>("");
+  }
   for (const auto& kv : n["parameters"]) {
     v.parameters[kv.first.as<std::string>()] = kv.second.as<std::string>();
   }

@@ -34,6 +34,7 @@ Volume FullVolume() {
   Publication rw{"/var/lib/kubelet/pods/c/volumes/y/mount", false, {}, 1, "", "", ""};
   v.publications[ro.target_path] = ro;
   v.publications[rw.target_path] = rw;
+  v.replica_of = {"node-2: \"b\"", "10.0.0.2:7443"};
   return v;
 }
 
@@ -46,6 +47,7 @@ void ExpectSameVolume(const Volume& a, const Volume& b) {
   EXPECT_EQ(a.created_unix, b.created_unix);
   EXPECT_EQ(a.parameters, b.parameters);
   EXPECT_EQ(a.publications, b.publications);
+  EXPECT_EQ(a.replica_of, b.replica_of);
   // Publication's == leaves the pod out (it is not part of the mount); compare it here.
   for (const auto& [target, p] : a.publications) {
     auto it = b.publications.find(target);
