@@ -115,6 +115,18 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"exit", "wait"}));
 
+  node->add_option("--peer-listen", options.peer.listen,
+                   "Serve this node's volumes to the other Cellar nodes at HOST:PORT (mutual "
+                   "TLS; needs --peer-tls-dir). Default: not served");
+  node->add_option("--peer-advertise", options.peer.advertise,
+                   "HOST:PORT the other nodes dial (default: --peer-listen; required when that "
+                   "listens on a wildcard address)");
+  std::string peer_tls_dir;
+  node->add_option("--peer-tls-dir", peer_tls_dir,
+                   "Directory with ca.crt, tls.crt and tls.key (the cluster's Cellar CA and this "
+                   "node's certificate): needed to serve peers and to publish volumes held by "
+                   "other nodes. Default: no cross-node reads");
+
   std::string holder_socket;
   std::string holder_log_level = "info";
   CLI::App* holder =
@@ -307,6 +319,7 @@ int main(int argc, char** argv) {
   }
   options.capacity_bytes = *bytes;
   options.state_dir = std::filesystem::absolute(state_dir);
+  if (!peer_tls_dir.empty()) options.peer.tls_dir = std::filesystem::absolute(peer_tls_dir);
   if (no_fuse) io_mode = "direct";
   if (no_passthrough) io_mode = "fuse";
   options.io_mode = *cellar::csi::ParseIoMode(io_mode);  // checked by CLI11 above

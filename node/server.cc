@@ -61,6 +61,8 @@ Status RunNode(const NodeOptions& options) {
   }
   ASSIGN_OR_RETURN(fs::path socket_path, SocketPathOf(options.endpoint));
   RETURN_IF_ERROR(CheckCapacity(options.capacity_bytes));
+  PeerOptions peer_options = options.peer;
+  RETURN_IF_ERROR(ResolvePeerOptions(peer_options));
   const fs::path handover_path = options.handover_socket.empty()
                                      ? options.state_dir / "handover.sock"
                                      : options.handover_socket;
@@ -83,11 +85,14 @@ Status RunNode(const NodeOptions& options) {
                    VolumeHost::Open({options.state_dir, options.capacity_bytes, options.max_volumes,
                                      options.io_mode, options.fd_holder, std::move(inherited)}));
 
+  ASSIGN_OR_RETURN(std::unique_ptr<Peering> peering,
+                   Peering::Start(peer_options, options.node_id, host->store()));
   DriverContext ctx{{options.driver_name, CELLAR_VERSION, options.node_id, options.max_volumes,
-                     host->source().mode()},
+                     host->source().mode(), peering->advertise()},
                     host->store(),
                     host->source(),
-                    {}};
+                    {},
+                    peering->remote()};
   IdentityService identity(ctx);
   ControllerService controller(ctx);
   NodeService node(ctx);
@@ -159,6 +164,8 @@ Status RunNode(const NodeOptions& options) {
   // up to ~2 s after a scrape (measured; without one 0.1 s); the FUSE threads and the
   // CSI server still serve meanwhile, so pods and the kubelet see no pause from it.
   metrics.reset();
+  // Transfers to other nodes read the arenas; they end before the volumes stop.
+  peering->Stop();
   // Stop taking calls, then let go of the socket paths for whoever comes next. Calls in
   // flight get up to 0.5 s to finish; a call that comes in after that is cancelled
   // (its client retries, as CSI clients do) but its handler still runs to its end.

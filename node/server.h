@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "csi/io_mode.h"
+#include "node/peering.h"
 
 namespace cellar::node {
 
@@ -29,6 +30,8 @@ struct NodeOptions {
   bool exit_after_handover = true;
   // Where /metrics is served ("HOST:PORT", ":PORT"); empty: nowhere.
   std::string metrics_address;
+  // Cross-node reads: serving this node's volumes and fetching other nodes' (peering.h).
+  PeerOptions peer;
 };
 
 // Runs until a termination signal; returns the reason it could not start otherwise.
