@@ -39,8 +39,8 @@ Status CheckCanFetch(const DriverContext& ctx, const RemoteOwner& owner, const s
 Result<store::Volume> SyncReplica(DriverContext& ctx, const std::string& id,
                                   const RemoteOwner& owner, const std::string& what) {
   RETURN_IF_ERROR(CheckCanFetch(ctx, owner, what));
-  std::string from = fmt::format("{}: fetching from node \"{}\" ({})", what, owner.node_id,
-                                 owner.address);
+  std::string from =
+      fmt::format("{}: fetching from node \"{}\" ({})", what, owner.node_id, owner.address);
   store::Volume v;
   bool created = false;
   if (auto existing = ctx.store.Get(id); existing.ok()) {

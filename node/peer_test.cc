@@ -63,11 +63,11 @@ class PeerTest : public ::testing::Test {
     fs::create_directories(owned_);
     fs::create_directories(replica_);
     creds_ = MakeCredentials(tmp_.path() / "certs");
-    service_ = std::make_unique<PeerServer>("node-a", [this](const std::string& id)
-                                                          -> Result<fs::path> {
-      if (id == kVolume) return owned_;
-      return Error(Code::kNotFound, "volume {} is not held by node \"node-a\"", id);
-    });
+    service_ =
+        std::make_unique<PeerServer>("node-a", [this](const std::string& id) -> Result<fs::path> {
+          if (id == kVolume) return owned_;
+          return Error(Code::kNotFound, "volume {} is not held by node \"node-a\"", id);
+        });
     auto server = StartPeerServer("127.0.0.1:0", creds_, service_.get(), &port_);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
@@ -190,8 +190,8 @@ TEST_F(PeerTest, UnknownVolumesAndEscapingPathsAreRefused) {
     FileChunk chunk;
     EXPECT_FALSE(reader->Read(&chunk)) << path;
     grpc::Status st = reader->Finish();
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path << ": "
-                                                                   << st.error_message();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << path << ": " << st.error_message();
   }
   // The replica holds the links as links, never what they point at.
   ASSERT_TRUE(client.Sync(owner_, kVolume, replica_).ok());
