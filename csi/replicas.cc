@@ -84,4 +84,12 @@ Status FreeReplicaIfUnpublished(DriverContext& ctx, const store::Volume& v,
   return Status::Ok();
 }
 
+void FreeUnpublishedReplicas(DriverContext& ctx) {
+  for (const store::Volume& v : ctx.store.List()) {
+    if (!v.is_replica() || !v.publications.empty()) continue;
+    Status st = FreeReplicaIfUnpublished(ctx, v, fmt::format("volume {}", v.id));
+    if (!st.ok()) spdlog::warn("could not free an unpublished replica: {}", st.ToString());
+  }
+}
+
 }  // namespace cellar::csi
