@@ -501,6 +501,49 @@ class Suite:
             netns.heal(self.n1.ns)
         self.interrupted(self.n3, "network cut", cut, heal)
 
+    def reader_killed(self) -> None:
+        """The reader dies mid-transfer: its half-fetched replica must not outlive the
+        restart (no pod will ever unpublish it: its publish never succeeded)."""
+        c, reader = self.c, self.n3
+        big = self.pv["big"]
+        vid = big.volume_handle
+        cap0 = reader.capacity()
+        pod = Pod(name="reader-killed", namespace="pipelines")
+
+        def orphan():
+            self.slow_owner()
+            try:
+                bg = Background(lambda: c.publish(reader, big, pod))
+                wait_for(lambda: bg.done or fetch_in_progress(reader, vid, {"big.bin",
+                                                                            "small.txt"}),
+                         BOUND_S, what=f"the fetch of {vid} on {reader.name}")
+                expect(not bg.done, f"the publish ended early: {bg.error or bg.value}")
+                c.kill(reader)
+                bg.wait(BOUND_S)
+            finally:
+                self.unslow_owner()
+            c.start(reader)
+            left = leftovers(reader, vid, None)
+            now = reader.capacity()
+            expect(not left and now == cap0,
+                   f"after the restart {reader.name} holds {left or 'nothing'} and has "
+                   f"{now} bytes free, {cap0} before: a replica no publish will ever free")
+        self.check("reader SIGKILLed mid-transfer: after its restart no half-fetched replica "
+                   "is left", orphan)
+
+        def retry():
+            m = c.publish(reader, big, pod)
+            try:
+                got = sha256(m.target / "big.bin")
+                expect(got == self.big_sha, f"big.bin {got}, owner has {self.big_sha}")
+            finally:
+                c.unpublish(reader, m)
+            left = leftovers(reader, vid, None)
+            expect(not left and reader.capacity() == cap0,
+                   f"after the unpublish: {left}, capacity {reader.capacity()} (was {cap0})")
+        self.check("reader SIGKILLed mid-transfer: the kubelet's retry after the restart "
+                   "succeeds, its unpublish frees the replica", retry)
+
     # -- 4 -------------------------------------------------------------------------------
 
     def writer_race(self) -> None:
@@ -632,6 +675,7 @@ def run_mode(checks: Runner, args, mode: str) -> None:
         if suite.big_volume():
             suite.owner_killed()
             suite.network_cut()
+            suite.reader_killed()
         suite.writer_race()
         suite.teardown()
     finally:
