@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cellar's whole test suite: installs what is missing, builds, and runs every test
 # (C++ unit and integration tests through ctest, csi-sanity, the Python package, the
-# deployment checks, the end-to-end pipeline harness, and a real single-node Kubernetes
-# with Cellar installed from deploy/). Needs root: tests mount tmpfs and FUSE,
+# deployment checks, the end-to-end pipeline harness, cross-node reads on three nodes in
+# network namespaces, and a real single-node Kubernetes with Cellar installed from deploy/). Needs root: tests mount tmpfs and FUSE,
 # bind-mount volumes and enter mount namespaces, as the node plugin does.
 #
 #   bash tests/run-all.sh
@@ -61,6 +61,8 @@ run_suite deploy "${with_volume[@]}" --size 512Mi --env CELLAR_VOLUME_DIR -- \
   bash tests/deploy/run.sh "$root/build/cellar"
 [ -f tests/e2e/run.sh ] && run_suite e2e bash tests/e2e/run.sh
 [ -f tests/e2e/restart.sh ] && run_suite restart bash tests/e2e/restart.sh
+# Cross-node reads: three nodes, each `cellar node` in a network namespace of its own.
+[ -f tests/multinode/run.sh ] && run_suite multinode bash tests/multinode/run.sh
 # A real single-node Kubernetes: Cellar installed with `kubectl apply -k deploy/`.
 run_suite cluster bash tests/cluster/run.sh
 # The public suites CSI drivers are judged by: csi-sanity against `cellar node` (every I/O

@@ -53,10 +53,11 @@ class PodResult:
 
 def run_pod(name: str, argv: list[str], volumes: dict[str, tuple[str, bool]],
             env: dict | None = None, timeout: float = 1800.0,
-            workdir: str | None = None) -> PodResult:
+            workdir: str | None = None, netns: str | None = None) -> PodResult:
     """Runs argv in a new pod; `volumes` maps a path in the pod to (host path, read-only).
     A volume's read-only flag is the volumeMount's readOnly; a read-only publish is
-    enforced by the driver's own mount whatever the pod asks."""
+    enforced by the driver's own mount whatever the pod asks. netns: the named network
+    namespace (/run/netns/<netns>) of the node the pod runs on; default: the host's."""
     spec = {"volumes": {k: [str(v[0]), bool(v[1])] for k, v in volumes.items()},
             "argv": argv, "app": str(HERE), "root": "",
             "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
@@ -67,6 +68,8 @@ def run_pod(name: str, argv: list[str], volumes: dict[str, tuple[str, bool]],
     spec["root"] = root
     cmd = ["unshare", "--mount", "--pid", "--fork", "--propagation", "private",
            PYTHON, str(HERE / "pod.py"), "--inside", json.dumps(spec)]
+    if netns is not None:
+        cmd = ["nsenter", f"--net=/run/netns/{netns}", "--"] + cmd
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

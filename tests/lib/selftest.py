@@ -1,6 +1,7 @@
 """The library's own unit tests (tests/lib/*_test.py) as checks of a Runner, one check
 per test, so a suite's `N passed, N failed` counts them: tests/deploy/run.sh runs them.
 Alone, from the repo root: python3 -m unittest tests.lib.sizes_test tests.lib.checks_test
+  tests.lib.netns_test
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import unittest
 
 from tests.lib.checks import Runner, Skip, fail
 
-MODULES = ("tests.lib.sizes_test", "tests.lib.checks_test")
+MODULES = ("tests.lib.sizes_test", "tests.lib.checks_test", "tests.lib.netns_test")
 
 
 def _tests(suite):
