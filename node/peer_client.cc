@@ -103,6 +103,8 @@ class FileFetch {
     uint64_t size = 0, got = 0;
     int64_t mtime_ns = 0;
     bool first = true;
+    uint64_t end = 0;  // where the data received so far ends; chunks come in order
+    bool overrun = false;
     while (reader->Read(&chunk)) {
       if (first) {
         size = chunk.size();
@@ -110,10 +112,15 @@ class FileFetch {
         first = false;
       }
       const std::string& data = chunk.data();
-      if (got + data.size() > size) break;  // more than announced: caught below
+      if (chunk.offset() < end || chunk.offset() + data.size() > size) {
+        overrun = true;  // out of order or beyond the announced size: refused below
+        ctx.TryCancel();
+        break;
+      }
       size_t off = 0;
       while (off < data.size()) {
-        ssize_t n = ::write(out.get(), data.data() + off, data.size() - off);
+        ssize_t n = ::pwrite(out.get(), data.data() + off, data.size() - off,
+                             static_cast<off_t>(chunk.offset() + off));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
           ctx.TryCancel();
@@ -123,11 +130,23 @@ class FileFetch {
         off += static_cast<size_t>(n);
       }
       got += data.size();
+      end = chunk.offset() + data.size();
     }
-    RETURN_IF_ERROR(FromGrpc(reader->Finish(), owner_));
-    if (first || got != size) {
-      return Error(Code::kDataLoss, "file \"{}\": {} bytes announced, {} received", entry_.path(),
-                   size, got);
+    grpc::Status finished = reader->Finish();
+    if (overrun) {
+      return Error(Code::kDataLoss,
+                   "file \"{}\" from node \"{}\": the owner sent data beyond the file's size or "
+                   "out of order",
+                   entry_.path(), owner_.node_id);
+    }
+    RETURN_IF_ERROR(FromGrpc(finished, owner_));
+    if (first) {
+      return Error(Code::kDataLoss, "file \"{}\" from node \"{}\": the owner sent nothing",
+                   entry_.path(), owner_.node_id);
+    }
+    // Holes were not sent: the size makes them, as on the owner.
+    if (::ftruncate(out.get(), static_cast<off_t>(size)) != 0) {
+      return ErrnoError("truncate {} to {}", temp, size);
     }
     if (::fchown(out.get(), entry_.uid(), entry_.gid()) != 0 ||
         ::fchmod(out.get(), entry_.mode()) != 0) {
