@@ -43,9 +43,8 @@ struct timespec TimespecOf(int64_t ns) {
 
 std::string TempNameFor(const fs::path& target) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return (target.parent_path() /
-          fmt::format("{}{}.{:016x}", kFetchPrefix, target.filename().string(), rng()))
-      .string();
+  // Not the target's name in it: a name of NAME_MAX bytes would leave no room.
+  return (target.parent_path() / fmt::format("{}{:016x}", kFetchPrefix, rng())).string();
 }
 
 // Checks what the owner sent before anything is written: it names the volume asked for
@@ -57,8 +56,13 @@ Status CheckAnswer(const DescribeResponse& resp, const std::string& volume_id,
     return Error(Code::kDataLoss, "{}: the owner answered for volume \"{}\"", what,
                  resp.volume_id());
   }
-  std::set<std::string> dirs;
+  std::set<std::string> dirs, seen;
   for (const Entry& e : resp.entries()) {
+    // One entry per path: a symlink and a directory of one name would let a file be
+    // written through the link, outside the replica.
+    if (!seen.insert(e.path()).second) {
+      return Error(Code::kDataLoss, "{}: \"{}\" is listed twice", what, e.path());
+    }
     if (Status bad = CheckPeerPath(e.path(), what); !bad.ok()) {
       return Error(Code::kDataLoss, "{}", bad.message());
     }

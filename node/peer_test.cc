@@ -297,5 +297,68 @@ TEST_F(PeerTest, AnOwnerGoneMidTransferLeavesOnlyWholeFiles) {
   }
 }
 
+// A compromised owner: its answers must not make the reader write outside the replica.
+class HostileOwner final : public Peer::Service {
+ public:
+  explicit HostileOwner(std::vector<Entry> entries) : entries_(std::move(entries)) {}
+  grpc::Status Describe(grpc::ServerContext*, const DescribeRequest* req,
+                        DescribeResponse* resp) override {
+    resp->set_volume_id(req->volume_id());
+    resp->set_capacity_bytes(1 << 20);
+    for (const auto& e : entries_) *resp->add_entries() = e;
+    return grpc::Status::OK;
+  }
+  grpc::Status ReadFile(grpc::ServerContext*, const ReadFileRequest*,
+                        grpc::ServerWriter<FileChunk>* writer) override {
+    FileChunk chunk;
+    chunk.set_size(5);
+    chunk.set_data("owned");
+    writer->Write(chunk);
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+Entry MakeEntry(const std::string& path, Entry::Type type, const std::string& target = "") {
+  Entry e;
+  e.set_path(path);
+  e.set_type(type);
+  e.set_mode(0755);
+  e.set_symlink_target(target);
+  return e;
+}
+
+TEST_F(PeerTest, AHostileOwnerCannotMakeTheReaderWriteOutsideTheReplica) {
+  fs::path outside = tmp_.path() / "outside";
+  fs::create_directories(outside);
+  const std::vector<std::vector<Entry>> answers = {
+      {MakeEntry("a", Entry::SYMLINK, outside.string()), MakeEntry("a", Entry::DIRECTORY),
+       MakeEntry("a/f", Entry::FILE)},
+      {MakeEntry("a", Entry::SYMLINK, outside.string()), MakeEntry("a/f", Entry::FILE)},
+      {MakeEntry("../f", Entry::FILE)},
+      {MakeEntry("/f", Entry::FILE)},
+  };
+  for (const auto& answer : answers) {
+    HostileOwner hostile(answer);
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", PeerServerCredentials(creds_), &port);
+    builder.RegisterService(&hostile);
+    auto server = builder.BuildAndStart();
+    ASSERT_TRUE(server);
+    PeerClient client(creds_);
+    auto st = client.Sync({"evil", "127.0.0.1:" + std::to_string(port)}, kVolume, replica_);
+    EXPECT_EQ(st.status().code(), Code::kDataLoss)
+        << answer[0].path() << ": " << st.status().ToString();
+    EXPECT_TRUE(fs::is_empty(outside));
+    EXPECT_FALSE(fs::exists(tmp_.path() / "f"));
+    server->Shutdown(std::chrono::system_clock::now());
+    fs::remove_all(replica_);
+    fs::create_directories(replica_);
+  }
+}
+
 }  // namespace
 }  // namespace cellar::node
