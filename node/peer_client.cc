@@ -127,9 +127,11 @@ class FileFetch {
                              static_cast<off_t>(chunk.offset() + off));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
+          const int err = errno;  // before the calls below overwrite it
           ctx.TryCancel();
           (void)reader->Finish();
-          return ErrnoError("write {} ({} bytes in)", target_.string(), got + off);
+          return Status::FromErrno(
+              err, fmt::format("write {} ({} bytes in)", target_.string(), got + off));
         }
         off += static_cast<size_t>(n);
       }
