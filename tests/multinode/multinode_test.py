@@ -128,6 +128,37 @@ def leftovers(node: Node, volume_id: str, target: Path | None) -> list[str]:
     return found
 
 
+def snapshot(root: Path) -> dict:
+    """What a copy must keep of every entry below root (bytes names: any name Linux
+    allows): type, mode, owner, size, content and mtime of files, symlink targets."""
+    out = {}
+    base = os.fsencode(root)
+    for d, dirs, files in os.walk(base):
+        for name in dirs + files:
+            p = os.path.join(d, name)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, base)
+            entry = {"mode": oct(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
+            if os.path.islink(p):
+                entry["target"] = os.readlink(p)
+            elif os.path.isfile(p):
+                entry.update(size=st.st_size, mtime_ns=st.st_mtime_ns, sha=sha256(Path(p.decode(
+                    errors="surrogateescape"))))
+            out[rel] = entry
+    return out
+
+
+def compare(owner: dict, replica: dict) -> list[str]:
+    diffs = [f"{k!r}: missing" for k in owner if k not in replica]
+    diffs += [f"{k!r}: not on the owner" for k in replica if k not in owner]
+    for k in owner.keys() & replica.keys():
+        for field in owner[k]:
+            if owner[k][field] != replica[k].get(field):
+                diffs.append(f"{k!r} {field}: owner {owner[k][field]}, replica "
+                             f"{replica[k].get(field)}")
+    return diffs
+
+
 def target_of(node: Node, pod_uid: str, pv) -> Path:
     return node.kubelet.root / "pods" / pod_uid / "volumes" / "kubernetes.io~csi" / pv.name / "mount"
 
@@ -544,6 +575,38 @@ class Suite:
         self.check("reader SIGKILLed mid-transfer: the kubelet's retry after the restart "
                    "succeeds, its unpublish frees the replica", retry)
 
+    # -- what a volume may hold ----------------------------------------------------------
+
+    def shapes(self) -> None:
+        """Volumes a pod on the owner filled with what any filesystem may hold; each is
+        published on node 2 and must be the owner's, entry by entry."""
+        c, n1, n2 = self.c, self.n1, self.n2
+
+        def case(label, argv, request=16 * MIB):
+            def go():
+                pv = c.provision(n1, f"claim-{label.split()[0]}", request)
+                try:
+                    pod_json(c.run_pod(n1, "shaper", argv, {"/vineyard": pv}), label)
+                    m = c.publish(n2, pv)
+                    try:
+                        diffs = compare(snapshot(n1.daemon.arena(pv.volume_handle)),
+                                        snapshot(m.target))
+                        expect(not diffs, "the replica differs: " + "; ".join(diffs[:8]))
+                    finally:
+                        c.unpublish(n2, m)
+                finally:
+                    c.delete(pv)
+            return go
+        self.check("nested directories, an empty file, modes, owners, mtimes, a symlink: "
+                   "the replica is the owner's, entry by entry",
+                   case("shapes", step("shapes", "/vineyard")))
+        self.check("file names in UTF-8 beyond ASCII or with a newline are copied",
+                   case("utf8-names", step("odd-names", "/vineyard", "utf8")))
+        self.check("a file name that is not UTF-8 (latin-1 'caf\\xe9.txt') is copied",
+                   case("byte-names", step("odd-names", "/vineyard", "bytes")))
+        self.check("a sparse file larger than the volume (it fits on the owner) is copied",
+                   case("sparse", step("sparse", "/vineyard", 256 * MIB)))
+
     # -- 4 -------------------------------------------------------------------------------
 
     def writer_race(self) -> None:
@@ -676,6 +739,7 @@ def run_mode(checks: Runner, args, mode: str) -> None:
             suite.owner_killed()
             suite.network_cut()
             suite.reader_killed()
+        suite.shapes()
         suite.writer_race()
         suite.teardown()
     finally:

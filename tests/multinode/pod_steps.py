@@ -17,6 +17,12 @@ the pods, passed as `python3 -c <this file> STEP ...`). Each prints one JSON lin
                        keeps NAME open for writing SECONDS, a chunk every 0.1 s, then
                        closes it; its sha256 as closed
   links DIR            symlinks pointing out of the volume (/etc/passwd, /etc)
+  shapes DIR           nested directories, an empty file, modes 0600 and 0755 with
+                       another owner, an old mtime, a relative symlink inside
+  odd-names DIR utf8|bytes
+                       names that are UTF-8 but not ASCII or hold a newline (utf8), or
+                       are not UTF-8 at all (bytes: Linux allows any byte but / and NUL)
+  sparse DIR BYTES     a file of BYTES that are a hole but for its last 3 bytes
   no-cert-probe HOST:PORT
                        what a process without the peer certificates gets from a node's
                        peer port: plaintext HTTP/2, then TLS without a client certificate
@@ -191,6 +197,35 @@ def main(argv):
     elif step == "links":
         os.symlink("/etc/passwd", os.path.join(args[0], "passwd-link"))
         os.symlink("/etc", os.path.join(args[0], "etc-link"))
+        report = {"ok": True}
+    elif step == "shapes":
+        d = args[0]
+        os.makedirs(os.path.join(d, "d/e/f"), mode=0o750)
+        with open(os.path.join(d, "d/e/f/nested.txt"), "w") as f:
+            f.write("nested\n")
+        os.utime(os.path.join(d, "d/e/f/nested.txt"), ns=(1_000_000_123, 1_500_000_000_123_456_789))
+        open(os.path.join(d, "empty.bin"), "wb").close()
+        with open(os.path.join(d, "private.txt"), "w") as f:
+            f.write("only for uid 1000\n")
+        os.chmod(os.path.join(d, "private.txt"), 0o600)
+        os.chown(os.path.join(d, "private.txt"), 1000, 1000)
+        with open(os.path.join(d, "run.sh"), "w") as f:
+            f.write("#!/bin/sh\necho hi\n")
+        os.chmod(os.path.join(d, "run.sh"), 0o755)
+        os.symlink("d/e/f/nested.txt", os.path.join(d, "nested-link"))
+        report = {"ok": True}
+    elif step == "odd-names":
+        d = os.fsencode(args[0])
+        names = {"utf8": ["日本語.txt".encode(), b"with\nnewline.txt"],
+                 "bytes": [b"caf\xe9.txt"]}[args[1]]
+        for name in names:
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(name)
+        report = {"ok": True}
+    elif step == "sparse":
+        with open(os.path.join(args[0], "sparse.bin"), "wb") as f:
+            f.seek(int(args[1]) - 3)
+            f.write(b"end")
         report = {"ok": True}
     elif step == "no-cert-probe":
         report = no_cert_probe(args[0])
