@@ -21,6 +21,7 @@ void FillVolume(const DriverContext& ctx, const NodeService& node, const store::
   out->set_pvc_name(ParameterOr(v, kPvcName));
   out->set_capacity_bytes(v.capacity_bytes);
   out->set_ephemeral(v.ephemeral);
+  out->set_replica_of(v.replica_of.node_id);
   out->set_created_unix(v.created_unix);
   store::VolumeHealth health = ctx.store.Health(v.id);
   auto usage = ctx.store.Usage(v.id);

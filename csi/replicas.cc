@@ -39,8 +39,8 @@ Status CheckCanFetch(const DriverContext& ctx, const RemoteOwner& owner, const s
 Result<store::Volume> SyncReplica(DriverContext& ctx, const std::string& id,
                                   const RemoteOwner& owner, const std::string& what) {
   RETURN_IF_ERROR(CheckCanFetch(ctx, owner, what));
-  std::string from = fmt::format("{}: fetching from node \"{}\" ({})", what, owner.node_id,
-                                 owner.address);
+  std::string from =
+      fmt::format("{}: fetching from node \"{}\" ({})", what, owner.node_id, owner.address);
   store::Volume v;
   bool created = false;
   if (auto existing = ctx.store.Get(id); existing.ok()) {
@@ -82,6 +82,14 @@ Status FreeReplicaIfUnpublished(DriverContext& ctx, const store::Volume& v,
   spdlog::info("{}: freed the replica of node \"{}\" ({})", what, now->replica_of.node_id,
                FormatSize(now->capacity_bytes));
   return Status::Ok();
+}
+
+void FreeUnpublishedReplicas(DriverContext& ctx) {
+  for (const store::Volume& v : ctx.store.List()) {
+    if (!v.is_replica() || !v.publications.empty()) continue;
+    Status st = FreeReplicaIfUnpublished(ctx, v, fmt::format("volume {}", v.id));
+    if (!st.ok()) spdlog::warn("could not free an unpublished replica: {}", st.ToString());
+  }
 }
 
 }  // namespace cellar::csi

@@ -36,4 +36,8 @@ Result<store::Volume> SyncReplica(DriverContext& ctx, const std::string& id,
 Status FreeReplicaIfUnpublished(DriverContext& ctx, const store::Volume& v,
                                 const std::string& what);
 
+// At start: frees every replica nothing publishes (a publish that was fetching when the
+// process died leaves one, half-filled). Failures are logged; the next start retries.
+void FreeUnpublishedReplicas(DriverContext& ctx);
+
 }  // namespace cellar::csi

@@ -41,8 +41,9 @@ std::string FormatStatusText(const admin::NodeStatus& s) {
   out += fmt::format("\n{:<36}  {:<28}  {:>10}  {:>10}  {:>6}  {}\n", "VOLUME", "PVC", "SIZE",
                      "USED", "FILES", "CONDITION");
   for (const admin::VolumeStatus& v : s.volumes()) {
-    std::string claim =
-        v.ephemeral() ? "(inline) " + v.name() : OrDash(v.pvc_namespace(), v.pvc_name());
+    std::string claim = v.ephemeral()             ? "(inline) " + v.name()
+                        : !v.replica_of().empty() ? "(replica of " + v.replica_of() + ")"
+                                                  : OrDash(v.pvc_namespace(), v.pvc_name());
     out += fmt::format("{:<36}  {:<28}  {:>10}  {:>10}  {:>6}  {}\n", v.id(), claim,
                        FormatSize(v.capacity_bytes()), FormatSize(v.used_bytes()), v.used_inodes(),
                        v.condition());

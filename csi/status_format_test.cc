@@ -64,6 +64,13 @@ TEST(StatusFormatTest, UnhealthyNodeSaysWhyAndUnknownPodsAreDashes) {
   EXPECT_NE(text.find("for pod -:"), std::string::npos) << text;
 }
 
+TEST(StatusFormatTest, AReplicaNamesItsOwner) {
+  auto s = Sample();
+  s.mutable_volumes(0)->set_replica_of("node-b");
+  std::string text = FormatStatusText(s);
+  EXPECT_NE(text.find("(replica of node-b)"), std::string::npos) << text;
+}
+
 TEST(StatusFormatTest, JsonUsesTheProtoFieldNamesAndPrintsDefaults) {
   auto s = Sample();
   s.mutable_volumes(0)->set_ephemeral(false);

@@ -31,7 +31,9 @@ class LeaseWatcher {
   }
 
  private:
-  LeaseWatcher() { std::thread([this] { Run(); }).detach(); }
+  LeaseWatcher() {
+    std::thread([this] { Run(); }).detach();
+  }
   void Run() {
     for (;;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -50,7 +52,9 @@ class LeaseWatcher {
   std::set<ReadLease*> leases_;
 };
 
-void IgnoreLeaseBreakSignal() { ::signal(SIGIO, SIG_IGN); }
+void IgnoreLeaseBreakSignal() {
+  ::signal(SIGIO, SIG_IGN);
+}
 
 Result<std::unique_ptr<ReadLease>> ReadLease::Take(int fd) {
   if (::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) {

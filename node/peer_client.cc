@@ -43,8 +43,8 @@ struct timespec TimespecOf(int64_t ns) {
 
 std::string TempNameFor(const fs::path& target) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return (target.parent_path() / fmt::format("{}{}.{:016x}", kFetchPrefix,
-                                             target.filename().string(), rng()))
+  return (target.parent_path() /
+          fmt::format("{}{}.{:016x}", kFetchPrefix, target.filename().string(), rng()))
       .string();
 }
 
@@ -76,7 +76,10 @@ class FileFetch {
  public:
   FileFetch(Peer::Stub& stub, const csi::RemoteOwner& owner, const std::string& volume_id,
             const fs::path& dir, const Entry& entry)
-      : stub_(stub), owner_(owner), volume_id_(volume_id), target_(dir / entry.path()),
+      : stub_(stub),
+        owner_(owner),
+        volume_id_(volume_id),
+        target_(dir / entry.path()),
         entry_(entry) {}
 
   // Aborted means the owner's writer had the file open: worth another try.
@@ -123,8 +126,8 @@ class FileFetch {
     }
     RETURN_IF_ERROR(FromGrpc(reader->Finish(), owner_));
     if (first || got != size) {
-      return Error(Code::kDataLoss, "file \"{}\": {} bytes announced, {} received",
-                   entry_.path(), size, got);
+      return Error(Code::kDataLoss, "file \"{}\": {} bytes announced, {} received", entry_.path(),
+                   size, got);
     }
     if (::fchown(out.get(), entry_.uid(), entry_.gid()) != 0 ||
         ::fchmod(out.get(), entry_.mode()) != 0) {
@@ -162,8 +165,7 @@ Result<uint64_t> RemoveStale(const fs::path& dir, const std::map<std::string, En
     std::string rel = it->path().lexically_relative(dir).generic_string();
     auto found = keep.find(rel);
     bool is_dir = it->is_directory(ec) && !it->is_symlink(ec);
-    bool same_type = found != keep.end() &&
-                     (found->second == Entry::DIRECTORY) == is_dir &&
+    bool same_type = found != keep.end() && (found->second == Entry::DIRECTORY) == is_dir &&
                      (found->second == Entry::SYMLINK) == it->is_symlink(ec);
     if (!same_type) {
       doomed.push_back(it->path());
@@ -240,7 +242,8 @@ Result<csi::SyncReport> PeerClient::Sync(const csi::RemoteOwner& owner,
   for (const Entry& e : resp.entries()) {
     fs::path p = dir / e.path();
     if (e.type() == Entry::DIRECTORY) {
-      if (::mkdir(p.c_str(), e.mode()) != 0 && errno != EEXIST) return ErrnoError("mkdir {}", p.string());
+      if (::mkdir(p.c_str(), e.mode()) != 0 && errno != EEXIST)
+        return ErrnoError("mkdir {}", p.string());
       if (::lchown(p.c_str(), e.uid(), e.gid()) != 0 || ::chmod(p.c_str(), e.mode()) != 0) {
         return ErrnoError("set the owner and mode of {}", p.string());
       }

@@ -11,8 +11,10 @@ Result<std::string> ReadPem(const std::filesystem::path& dir, const char* name) 
   std::filesystem::path path = dir / name;
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
-    return Error(Code::kInvalidArgument, "peer TLS: {} is missing (--peer-tls-dir needs ca.crt, "
-                 "tls.crt and tls.key)", path.string());
+    return Error(Code::kInvalidArgument,
+                 "peer TLS: {} is missing (--peer-tls-dir needs ca.crt, "
+                 "tls.crt and tls.key)",
+                 path.string());
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::FromErrno(errno, "peer TLS: cannot read " + path.string());

@@ -130,8 +130,8 @@ Status PeerServer::DoReadFile(grpc::ServerContext& ctx, const ReadFileRequest& r
     data->resize(want);
     size_t got = 0;
     while (got < want) {
-      ssize_t n = ::pread(fd->get(), data->data() + got, want - got,
-                          static_cast<off_t>(offset + got));
+      ssize_t n =
+          ::pread(fd->get(), data->data() + got, want - got, static_cast<off_t>(offset + got));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return ErrnoError("{}: read at {}", what, offset + got);
       if (n == 0) break;
@@ -167,8 +167,10 @@ Result<std::unique_ptr<grpc::Server>> StartPeerServer(const std::string& listen,
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || (bound_port != nullptr && *bound_port == 0)) {
-    return Error(Code::kUnavailable, "cannot serve other nodes on {} (address in use or not "
-                 "this host's?)", listen);
+    return Error(Code::kUnavailable,
+                 "cannot serve other nodes on {} (address in use or not "
+                 "this host's?)",
+                 listen);
   }
   return server;
 }

@@ -43,7 +43,8 @@ bool IsWildcard(const std::string& host) {
 
 Status ResolvePeerOptions(PeerOptions& options) {
   if (!options.advertise.empty() && options.listen.empty()) {
-    return InvalidArgument("--peer-advertise is set but --peer-listen is not: nothing to advertise");
+    return InvalidArgument(
+        "--peer-advertise is set but --peer-listen is not: nothing to advertise");
   }
   if (options.listen.empty()) return Status::Ok();
   if (options.tls_dir.empty()) {
@@ -62,8 +63,8 @@ Status ResolvePeerOptions(PeerOptions& options) {
   }
   ASSIGN_OR_RETURN(HostPort advertise, ParseHostPort("--peer-advertise", options.advertise));
   if (IsWildcard(advertise.host)) {
-    return Error(Code::kInvalidArgument, "--peer-advertise \"{}\" is not an address others can dial",
-                 options.advertise);
+    return Error(Code::kInvalidArgument,
+                 "--peer-advertise \"{}\" is not an address others can dial", options.advertise);
   }
   return Status::Ok();
 }
@@ -102,9 +103,13 @@ Result<std::unique_ptr<Peering>> Peering::Start(const PeerOptions& options,
   return peering;
 }
 
-Peering::~Peering() { Stop(); }
+Peering::~Peering() {
+  Stop();
+}
 
-csi::RemoteVolumes* Peering::remote() { return client_.get(); }
+csi::RemoteVolumes* Peering::remote() {
+  return client_.get();
+}
 
 void Peering::Stop() {
   if (!server_) return;

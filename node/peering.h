@@ -19,9 +19,9 @@ class PeerClient;
 class PeerServer;
 
 struct PeerOptions {
-  std::string listen;                  // HOST:PORT to serve on; empty: serve no one
-  std::string advertise;               // HOST:PORT the others dial; default: listen
-  std::filesystem::path tls_dir;       // ca.crt, tls.crt, tls.key; empty: no peering at all
+  std::string listen;             // HOST:PORT to serve on; empty: serve no one
+  std::string advertise;          // HOST:PORT the others dial; default: listen
+  std::filesystem::path tls_dir;  // ca.crt, tls.crt, tls.key; empty: no peering at all
 };
 
 // Completes and checks the options: listening needs credentials, and a wildcard listen

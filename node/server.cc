@@ -27,6 +27,7 @@
 #include "csi/node_metrics.h"
 #include "csi/node_report.h"
 #include "csi/node_service.h"
+#include "csi/replicas.h"
 #include "node/handover.h"
 #include "node/volume_host.h"
 #include "store/store.h"
@@ -97,6 +98,7 @@ Status RunNode(const NodeOptions& options) {
   ControllerService controller(ctx);
   NodeService node(ctx);
   node.RepairPublications();
+  FreeUnpublishedReplicas(ctx);
   const StartFacts start{static_cast<int64_t>(::time(nullptr)), handed_over ? "handover"
                                                                 : host->source().resumed()
                                                                     ? "takeover"

@@ -109,7 +109,9 @@ uint32_t Store::NextFreeSlot() const {
   return slot;
 }
 
-Result<Volume> Store::Create(const VolumeSpec& spec) { return CreateVolume(spec, "", {}); }
+Result<Volume> Store::Create(const VolumeSpec& spec) {
+  return CreateVolume(spec, "", {});
+}
 
 Result<Volume> Store::CreateReplica(const VolumeSpec& spec, const std::string& id,
                                     const ReplicaOf& owner) {
