@@ -4,8 +4,8 @@ CreateVolume on the owner node's socket, NodePublishVolume by the reader node's 
 with the PV's volume context (cellar.dev/owner-node, cellar.dev/owner-peer), pods as
 processes in their own mount namespaces inside their node's network namespace.
 
-  python3 -m tests.multinode.multinode_test [--size 32Mi] [--big-size 256Mi] [--modes auto,fuse,direct]
-      [--transfer-seconds 8] [--root DIR] [-v]
+  python3 -m tests.multinode.multinode_test [--size 32Mi] [--big-size 256Mi]
+      [--modes auto,fuse,direct] [--transfer-seconds 8] [--root DIR] [-v]
 
   1 fan-in: step A writes claim X on node 1, step B claim Y on node 2, step C on node 3
     reads both and writes its result to claim Z (checksums); the replicas are read-only
@@ -160,7 +160,8 @@ def compare(owner: dict, replica: dict) -> list[str]:
 
 
 def target_of(node: Node, pod_uid: str, pv) -> Path:
-    return node.kubelet.root / "pods" / pod_uid / "volumes" / "kubernetes.io~csi" / pv.name / "mount"
+    csi_dir = node.kubelet.root / "pods" / pod_uid / "volumes" / "kubernetes.io~csi"
+    return csi_dir / pv.name / "mount"
 
 
 class Suite:
@@ -431,8 +432,8 @@ class Suite:
                             f"echo small > /vineyard/small.txt", STEPS],
                             {"/vineyard": self.pv["big"]})
             self.big_sha = pod_json(res, "big writer")["sha"]
-        return self.check(f"a pod on node 1 writes a {self.big // MIB} MiB file", write) is not None \
-            or bool(self.big_sha)
+        self.check(f"a pod on node 1 writes a {self.big // MIB} MiB file", write)
+        return bool(self.big_sha)
 
     def interrupted(self, reader: Node, label: str, interrupt, restore) -> None:
         """A publish of the big volume on `reader`, interrupted by interrupt() once the
@@ -748,7 +749,8 @@ def run_mode(checks: Runner, args, mode: str) -> None:
     def clean():
         ours = [n for n in netns.names() if n.startswith(f"{netns.PREFIX}{cluster.run}-")]
         expect(not ours, f"namespaces left: {ours}")
-        expect(not host.mounts_below(cluster.root), f"mounts left {host.mounts_below(cluster.root)}")
+        left = host.mounts_below(cluster.root)
+        expect(not left, f"mounts left {left}")
         expect(not cluster.root.exists(), f"{cluster.root} left")
     checks.check(f"{tag} after the run: no namespace, mount or file of it left", clean)
 
