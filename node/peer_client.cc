@@ -43,9 +43,8 @@ struct timespec TimespecOf(int64_t ns) {
 
 std::string TempNameFor(const fs::path& target) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return (target.parent_path() /
-          fmt::format("{}{}.{:016x}", kFetchPrefix, target.filename().string(), rng()))
-      .string();
+  // Not the target's name in it: a name of NAME_MAX bytes would leave no room.
+  return (target.parent_path() / fmt::format("{}{:016x}", kFetchPrefix, rng())).string();
 }
 
 // Checks what the owner sent before anything is written: it names the volume asked for
@@ -57,8 +56,13 @@ Status CheckAnswer(const DescribeResponse& resp, const std::string& volume_id,
     return Error(Code::kDataLoss, "{}: the owner answered for volume \"{}\"", what,
                  resp.volume_id());
   }
-  std::set<std::string> dirs;
+  std::set<std::string> dirs, seen;
   for (const Entry& e : resp.entries()) {
+    // One entry per path: a symlink and a directory of one name would let a file be
+    // written through the link, outside the replica.
+    if (!seen.insert(e.path()).second) {
+      return Error(Code::kDataLoss, "{}: \"{}\" is listed twice", what, e.path());
+    }
     if (Status bad = CheckPeerPath(e.path(), what); !bad.ok()) {
       return Error(Code::kDataLoss, "{}", bad.message());
     }
@@ -103,6 +107,8 @@ class FileFetch {
     uint64_t size = 0, got = 0;
     int64_t mtime_ns = 0;
     bool first = true;
+    uint64_t end = 0;  // where the data received so far ends; chunks come in order
+    bool overrun = false;
     while (reader->Read(&chunk)) {
       if (first) {
         size = chunk.size();
@@ -110,10 +116,15 @@ class FileFetch {
         first = false;
       }
       const std::string& data = chunk.data();
-      if (got + data.size() > size) break;  // more than announced: caught below
+      if (chunk.offset() < end || chunk.offset() + data.size() > size) {
+        overrun = true;  // out of order or beyond the announced size: refused below
+        ctx.TryCancel();
+        break;
+      }
       size_t off = 0;
       while (off < data.size()) {
-        ssize_t n = ::write(out.get(), data.data() + off, data.size() - off);
+        ssize_t n = ::pwrite(out.get(), data.data() + off, data.size() - off,
+                             static_cast<off_t>(chunk.offset() + off));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
           ctx.TryCancel();
@@ -123,11 +134,23 @@ class FileFetch {
         off += static_cast<size_t>(n);
       }
       got += data.size();
+      end = chunk.offset() + data.size();
     }
-    RETURN_IF_ERROR(FromGrpc(reader->Finish(), owner_));
-    if (first || got != size) {
-      return Error(Code::kDataLoss, "file \"{}\": {} bytes announced, {} received", entry_.path(),
-                   size, got);
+    grpc::Status finished = reader->Finish();
+    if (overrun) {
+      return Error(Code::kDataLoss,
+                   "file \"{}\" from node \"{}\": the owner sent data beyond the file's size or "
+                   "out of order",
+                   entry_.path(), owner_.node_id);
+    }
+    RETURN_IF_ERROR(FromGrpc(finished, owner_));
+    if (first) {
+      return Error(Code::kDataLoss, "file \"{}\" from node \"{}\": the owner sent nothing",
+                   entry_.path(), owner_.node_id);
+    }
+    // Holes were not sent: the size makes them, as on the owner.
+    if (::ftruncate(out.get(), static_cast<off_t>(size)) != 0) {
+      return ErrnoError("truncate {} to {}", temp, size);
     }
     if (::fchown(out.get(), entry_.uid(), entry_.gid()) != 0 ||
         ::fchmod(out.get(), entry_.mode()) != 0) {

@@ -124,8 +124,20 @@ Status PeerServer::DoReadFile(grpc::ServerContext& ctx, const ReadFileRequest& r
   chunk.set_size(size);
   chunk.set_mtime_ns(MtimeNs(st));
   uint64_t offset = 0;
-  do {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, size - offset));
+  for (bool sent_any = false;; sent_any = true) {
+    size_t want = 0;
+    if (offset < size) {
+      off_t data = ::lseek(fd->get(), static_cast<off_t>(offset), SEEK_DATA);
+      if (data < 0 && errno != ENXIO) return ErrnoError("{}: SEEK_DATA at {}", what, offset);
+      offset = data < 0 ? size : static_cast<uint64_t>(data);  // ENXIO: only a hole is left
+    }
+    if (offset < size) {
+      off_t hole = ::lseek(fd->get(), static_cast<off_t>(offset), SEEK_HOLE);
+      if (hole < 0) return ErrnoError("{}: SEEK_HOLE at {}", what, offset);
+      want = static_cast<size_t>(
+          std::min<uint64_t>(kChunkBytes, std::min<uint64_t>(size, hole) - offset));
+    }
+    if (want == 0 && sent_any) break;  // the first message goes even for an empty file
     std::string* data = chunk.mutable_data();
     data->resize(want);
     size_t got = 0;
@@ -141,12 +153,14 @@ Status PeerServer::DoReadFile(grpc::ServerContext& ctx, const ReadFileRequest& r
       return Error(Code::kAborted, "{}: it was opened for writing during the transfer", what);
     }
     if (ctx.IsCancelled()) return Error(Code::kCancelled, "{}: the reader went away", what);
+    chunk.set_offset(offset);
     if (!writer.Write(chunk)) {
       return Error(Code::kUnavailable, "{}: the reader's stream broke", what);
     }
     offset += want;
     chunk.Clear();
-  } while (offset < size);
+    if (want == 0) break;
+  }
   // The last chunk was read before the lease could be broken: it is whole.
   return Status::Ok();
 }

@@ -99,6 +99,7 @@ TEST_F(PeerTest, SyncCopiesTheTreeAndThenOnlyWhatChanged) {
   WriteFile(owned_ / "one", 1);
   WriteFile(owned_ / "a/b/big", 3 * (1 << 20) + 17);
   WriteFile(owned_ / "a/doomed", 10);
+  WriteFile(owned_ / "caf\xe9 \xff", 3);  // Latin-1, not UTF-8: names are bytes
   fs::create_symlink("b/big", owned_ / "a/link");
   ::chmod((owned_ / "one").c_str(), 0640);
   ::chown((owned_ / "one").c_str(), 1234, 5678);
@@ -108,13 +109,13 @@ TEST_F(PeerTest, SyncCopiesTheTreeAndThenOnlyWhatChanged) {
   PeerClient client(creds_);
   auto info = client.Describe(owner_, kVolume);
   ASSERT_TRUE(info.ok()) << info.status().ToString();
-  EXPECT_EQ(info->files, 4u);
-  EXPECT_EQ(info->used_bytes, 3u * (1 << 20) + 17 + 1 + 10);
+  EXPECT_EQ(info->files, 5u);
+  EXPECT_EQ(info->used_bytes, 3u * (1 << 20) + 17 + 1 + 10 + 3);
 
   auto first = client.Sync(owner_, kVolume, replica_);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
-  EXPECT_EQ(first->files_fetched, 4u);
-  for (const char* f : {"empty", "one", "a/b/big", "a/doomed"}) {
+  EXPECT_EQ(first->files_fetched, 5u);
+  for (const char* f : {"empty", "one", "a/b/big", "a/doomed", "caf\xe9 \xff"}) {
     EXPECT_EQ(ReadAll(replica_ / f), ReadAll(owned_ / f)) << f;
   }
   EXPECT_EQ(fs::read_symlink(replica_ / "a/link"), "b/big");
@@ -132,11 +133,43 @@ TEST_F(PeerTest, SyncCopiesTheTreeAndThenOnlyWhatChanged) {
   auto second = client.Sync(owner_, kVolume, replica_);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(second->files_fetched, 2u);  // one, new
-  EXPECT_EQ(second->files_kept, 2u);     // empty, big
+  EXPECT_EQ(second->files_kept, 3u);     // empty, big, café
   EXPECT_EQ(second->files_removed, 1u);  // doomed
   EXPECT_FALSE(fs::exists(replica_ / "a/doomed"));
   EXPECT_EQ(ReadAll(replica_ / "one"), ReadAll(owned_ / "one"));
   EXPECT_FALSE(HasTempFiles(replica_));
+}
+
+// Holes are neither sent nor filled: a sparse file larger than the replica's memory fits.
+TEST_F(PeerTest, HolesStayHoles) {
+  {
+    int fd = ::open((owned_ / "sparse").c_str(), O_WRONLY | O_CREAT, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, "head", 4, 0), 4);
+    ASSERT_EQ(::pwrite(fd, "mid", 3, 512ll << 20), 3);
+    ASSERT_EQ(::ftruncate(fd, 1ll << 30), 0);  // ends in a hole
+    ::close(fd);
+  }
+  WriteFile(owned_ / "holes-only", 0);
+  ASSERT_EQ(::truncate((owned_ / "holes-only").c_str(), 8 << 20), 0);
+  PeerClient client(creds_);
+  auto st = client.Sync(owner_, kVolume, replica_);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_LT(st->bytes, 1u << 20);
+  struct stat s {};
+  ASSERT_EQ(::stat((replica_ / "sparse").c_str(), &s), 0);
+  EXPECT_EQ(s.st_size, 1ll << 30);
+  EXPECT_LT(s.st_blocks * 512, 4ll << 20);
+  int fd = ::open((replica_ / "sparse").c_str(), O_RDONLY);
+  char buf[4] = {};
+  EXPECT_EQ(::pread(fd, buf, 4, 0), 4);
+  EXPECT_EQ(std::string(buf, 4), "head");
+  EXPECT_EQ(::pread(fd, buf, 3, 512ll << 20), 3);
+  EXPECT_EQ(std::string(buf, 3), "mid");
+  EXPECT_EQ(::pread(fd, buf, 4, 100), 4);
+  EXPECT_EQ(std::string(buf, 4), std::string(4, '\0'));
+  ::close(fd);
+  EXPECT_EQ(fs::file_size(replica_ / "holes-only"), 8u << 20);
 }
 
 TEST_F(PeerTest, OnlyHoldersOfTheClusterCertificateAreServed) {
@@ -261,6 +294,69 @@ TEST_F(PeerTest, AnOwnerGoneMidTransferLeavesOnlyWholeFiles) {
   EXPECT_FALSE(HasTempFiles(replica_));
   for (const auto& e : fs::directory_iterator(replica_)) {
     EXPECT_EQ(ReadAll(e.path()), ReadAll(owned_ / e.path().filename())) << e.path();
+  }
+}
+
+// A compromised owner: its answers must not make the reader write outside the replica.
+class HostileOwner final : public Peer::Service {
+ public:
+  explicit HostileOwner(std::vector<Entry> entries) : entries_(std::move(entries)) {}
+  grpc::Status Describe(grpc::ServerContext*, const DescribeRequest* req,
+                        DescribeResponse* resp) override {
+    resp->set_volume_id(req->volume_id());
+    resp->set_capacity_bytes(1 << 20);
+    for (const auto& e : entries_) *resp->add_entries() = e;
+    return grpc::Status::OK;
+  }
+  grpc::Status ReadFile(grpc::ServerContext*, const ReadFileRequest*,
+                        grpc::ServerWriter<FileChunk>* writer) override {
+    FileChunk chunk;
+    chunk.set_size(5);
+    chunk.set_data("owned");
+    writer->Write(chunk);
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+Entry MakeEntry(const std::string& path, Entry::Type type, const std::string& target = "") {
+  Entry e;
+  e.set_path(path);
+  e.set_type(type);
+  e.set_mode(0755);
+  e.set_symlink_target(target);
+  return e;
+}
+
+TEST_F(PeerTest, AHostileOwnerCannotMakeTheReaderWriteOutsideTheReplica) {
+  fs::path outside = tmp_.path() / "outside";
+  fs::create_directories(outside);
+  const std::vector<std::vector<Entry>> answers = {
+      {MakeEntry("a", Entry::SYMLINK, outside.string()), MakeEntry("a", Entry::DIRECTORY),
+       MakeEntry("a/f", Entry::FILE)},
+      {MakeEntry("a", Entry::SYMLINK, outside.string()), MakeEntry("a/f", Entry::FILE)},
+      {MakeEntry("../f", Entry::FILE)},
+      {MakeEntry("/f", Entry::FILE)},
+  };
+  for (const auto& answer : answers) {
+    HostileOwner hostile(answer);
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", PeerServerCredentials(creds_), &port);
+    builder.RegisterService(&hostile);
+    auto server = builder.BuildAndStart();
+    ASSERT_TRUE(server);
+    PeerClient client(creds_);
+    auto st = client.Sync({"evil", "127.0.0.1:" + std::to_string(port)}, kVolume, replica_);
+    EXPECT_EQ(st.status().code(), Code::kDataLoss)
+        << answer[0].path() << ": " << st.status().ToString();
+    EXPECT_TRUE(fs::is_empty(outside));
+    EXPECT_FALSE(fs::exists(tmp_.path() / "f"));
+    server->Shutdown(std::chrono::system_clock::now());
+    fs::remove_all(replica_);
+    fs::create_directories(replica_);
   }
 }
 

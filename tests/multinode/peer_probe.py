@@ -54,10 +54,11 @@ def call(case: dict) -> dict:
             if case["call"] == "describe":
                 r = stub.Describe(pb.DescribeRequest(volume_id=case["volume"]), timeout=10)
                 return {"code": "OK", "node_id": r.node_id, "capacity": r.capacity_bytes,
-                        "entries": {e.path: pb.Entry.Type.Name(e.type) for e in r.entries}}
+                        "entries": {e.path.decode(errors="surrogateescape"):
+                                    pb.Entry.Type.Name(e.type) for e in r.entries}}
             digest, size, got = hashlib.sha256(), None, 0
             for chunk in stub.ReadFile(pb.ReadFileRequest(volume_id=case["volume"],
-                                                          path=case["path"]), timeout=30):
+                                                          path=case["path"].encode(errors="surrogateescape")), timeout=30):
                 if size is None:
                     size = chunk.size
                 digest.update(chunk.data)
