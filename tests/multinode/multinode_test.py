@@ -672,6 +672,31 @@ class Suite:
                    "naming the file; after its close the publish gets it whole",
                    fails_naming_file)
 
+        def mapped_writer():
+            w = Background(lambda: pod_json(c.run_pod(
+                n1, "mapper", step("mmap-write", "/vineyard", "mapped.bin", 3), {"/vineyard": x}),
+                "mmap writer"))
+            wait_for(lambda: (arena / "mapped.bin").exists() or w.done, 30,
+                     what="the mapped file")
+            time.sleep(0.3)  # the descriptor is closed by now; the mapping writes on
+            try:
+                m = c.publish(n2, x)
+            except grpc.RpcError as e:
+                w.wait(60)
+                expect(e.code() == grpc.StatusCode.UNAVAILABLE and "mapped.bin" in e.details(),
+                       f"{e.code()}: {e.details()}")
+                return
+            try:
+                w.wait(60)
+                expect(w.error is None, f"writer: {w.error}")
+                got = sha256(m.target / "mapped.bin")
+                expect(got == w.value["sha"], f"mapped.bin on node 2 {got}, as unmapped "
+                       f"{w.value['sha']}: a file still mapped for writing was sent torn")
+            finally:
+                c.unpublish(n2, m)
+        self.check("a writer that closed its descriptor but writes through a shared mapping: "
+                   "the publish gets the file as unmapped (or fails naming it)", mapped_writer)
+
         def opened_mid_transfer():
             big = self.pv["big"]
             vid = big.volume_handle

@@ -16,6 +16,10 @@ the pods, passed as `python3 -c <this file> STEP ...`). Each prints one JSON lin
   slow-write DIR NAME SECONDS
                        keeps NAME open for writing SECONDS, a chunk every 0.1 s, then
                        closes it; its sha256 as closed
+  mmap-write DIR NAME SECONDS
+                       maps NAME (4 MiB) shared and writable, closes its descriptor, and
+                       keeps writing through the mapping SECONDS before unmapping it; the
+                       sha256 it holds then
   links DIR            symlinks pointing out of the volume (/etc/passwd, /etc)
   shapes DIR           nested directories, an empty file, modes 0600 and 0755 with
                        another owner, an old mtime, a relative symlink inside
@@ -177,6 +181,26 @@ def no_cert_probe(address):
     return out
 
 
+def mmap_write(directory, name, seconds):
+    import mmap
+    path = os.path.join(directory, name)
+    size = 4 << 20
+    with open(path, "wb") as f:
+        f.truncate(size)
+    fd = os.open(path, os.O_RDWR)
+    m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    os.close(fd)  # from here on only the mapping writes
+    end, i = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        m[(i * 65537) % size] = (i % 255) + 1
+        i += 1
+        if i % 1000 == 0:
+            time.sleep(0.01)
+    m.flush()
+    m.close()
+    return {"sha": sha256_file(path), "writes": i, "ok": True}
+
+
 def main(argv):
     step, args = argv[0], argv[1:]
     if step == "fanin":
@@ -194,6 +218,8 @@ def main(argv):
                   "ok": True}
     elif step == "slow-write":
         report = slow_write(args[0], args[1], float(args[2]))
+    elif step == "mmap-write":
+        report = mmap_write(args[0], args[1], float(args[2]))
     elif step == "links":
         os.symlink("/etc/passwd", os.path.join(args[0], "passwd-link"))
         os.symlink("/etc", os.path.join(args[0], "etc-link"))
