@@ -4,8 +4,8 @@ CreateVolume on the owner node's socket, NodePublishVolume by the reader node's 
 with the PV's volume context (cellar.dev/owner-node, cellar.dev/owner-peer), pods as
 processes in their own mount namespaces inside their node's network namespace.
 
-  python3 -m tests.multinode.multinode_test [--size 32Mi] [--big-size 256Mi] [--modes auto,fuse,direct]
-      [--transfer-seconds 8] [--root DIR] [-v]
+  python3 -m tests.multinode.multinode_test [--size 32Mi] [--big-size 256Mi]
+      [--modes auto,fuse,direct] [--transfer-seconds 8] [--root DIR] [-v]
 
   1 fan-in: step A writes claim X on node 1, step B claim Y on node 2, step C on node 3
     reads both and writes its result to claim Z (checksums); the replicas are read-only
@@ -128,8 +128,40 @@ def leftovers(node: Node, volume_id: str, target: Path | None) -> list[str]:
     return found
 
 
+def snapshot(root: Path) -> dict:
+    """What a copy must keep of every entry below root (bytes names: any name Linux
+    allows): type, mode, owner, size, content and mtime of files, symlink targets."""
+    out = {}
+    base = os.fsencode(root)
+    for d, dirs, files in os.walk(base):
+        for name in dirs + files:
+            p = os.path.join(d, name)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, base)
+            entry = {"mode": oct(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
+            if os.path.islink(p):
+                entry["target"] = os.readlink(p)
+            elif os.path.isfile(p):
+                entry.update(size=st.st_size, mtime_ns=st.st_mtime_ns, sha=sha256(Path(p.decode(
+                    errors="surrogateescape"))))
+            out[rel] = entry
+    return out
+
+
+def compare(owner: dict, replica: dict) -> list[str]:
+    diffs = [f"{k!r}: missing" for k in owner if k not in replica]
+    diffs += [f"{k!r}: not on the owner" for k in replica if k not in owner]
+    for k in owner.keys() & replica.keys():
+        for field in owner[k]:
+            if owner[k][field] != replica[k].get(field):
+                diffs.append(f"{k!r} {field}: owner {owner[k][field]}, replica "
+                             f"{replica[k].get(field)}")
+    return diffs
+
+
 def target_of(node: Node, pod_uid: str, pv) -> Path:
-    return node.kubelet.root / "pods" / pod_uid / "volumes" / "kubernetes.io~csi" / pv.name / "mount"
+    csi_dir = node.kubelet.root / "pods" / pod_uid / "volumes" / "kubernetes.io~csi"
+    return csi_dir / pv.name / "mount"
 
 
 class Suite:
@@ -400,8 +432,8 @@ class Suite:
                             f"echo small > /vineyard/small.txt", STEPS],
                             {"/vineyard": self.pv["big"]})
             self.big_sha = pod_json(res, "big writer")["sha"]
-        return self.check(f"a pod on node 1 writes a {self.big // MIB} MiB file", write) is not None \
-            or bool(self.big_sha)
+        self.check(f"a pod on node 1 writes a {self.big // MIB} MiB file", write)
+        return bool(self.big_sha)
 
     def interrupted(self, reader: Node, label: str, interrupt, restore) -> None:
         """A publish of the big volume on `reader`, interrupted by interrupt() once the
@@ -544,6 +576,38 @@ class Suite:
         self.check("reader SIGKILLed mid-transfer: the kubelet's retry after the restart "
                    "succeeds, its unpublish frees the replica", retry)
 
+    # -- what a volume may hold ----------------------------------------------------------
+
+    def shapes(self) -> None:
+        """Volumes a pod on the owner filled with what any filesystem may hold; each is
+        published on node 2 and must be the owner's, entry by entry."""
+        c, n1, n2 = self.c, self.n1, self.n2
+
+        def case(label, argv, request=16 * MIB):
+            def go():
+                pv = c.provision(n1, f"claim-{label.split()[0]}", request)
+                try:
+                    pod_json(c.run_pod(n1, "shaper", argv, {"/vineyard": pv}), label)
+                    m = c.publish(n2, pv)
+                    try:
+                        diffs = compare(snapshot(n1.daemon.arena(pv.volume_handle)),
+                                        snapshot(m.target))
+                        expect(not diffs, "the replica differs: " + "; ".join(diffs[:8]))
+                    finally:
+                        c.unpublish(n2, m)
+                finally:
+                    c.delete(pv)
+            return go
+        self.check("nested directories, an empty file, modes, owners, mtimes, a symlink: "
+                   "the replica is the owner's, entry by entry",
+                   case("shapes", step("shapes", "/vineyard")))
+        self.check("file names in UTF-8 beyond ASCII or with a newline are copied",
+                   case("utf8-names", step("odd-names", "/vineyard", "utf8")))
+        self.check("a file name that is not UTF-8 (latin-1 'caf\\xe9.txt') is copied",
+                   case("byte-names", step("odd-names", "/vineyard", "bytes")))
+        self.check("a sparse file larger than the volume (it fits on the owner) is copied",
+                   case("sparse", step("sparse", "/vineyard", 256 * MIB)))
+
     # -- 4 -------------------------------------------------------------------------------
 
     def writer_race(self) -> None:
@@ -607,6 +671,31 @@ class Suite:
         self.check("a file kept open for writing longer than the reader waits: UNAVAILABLE "
                    "naming the file; after its close the publish gets it whole",
                    fails_naming_file)
+
+        def mapped_writer():
+            w = Background(lambda: pod_json(c.run_pod(
+                n1, "mapper", step("mmap-write", "/vineyard", "mapped.bin", 3), {"/vineyard": x}),
+                "mmap writer"))
+            wait_for(lambda: (arena / "mapped.bin").exists() or w.done, 30,
+                     what="the mapped file")
+            time.sleep(0.3)  # the descriptor is closed by now; the mapping writes on
+            try:
+                m = c.publish(n2, x)
+            except grpc.RpcError as e:
+                w.wait(60)
+                expect(e.code() == grpc.StatusCode.UNAVAILABLE and "mapped.bin" in e.details(),
+                       f"{e.code()}: {e.details()}")
+                return
+            try:
+                w.wait(60)
+                expect(w.error is None, f"writer: {w.error}")
+                got = sha256(m.target / "mapped.bin")
+                expect(got == w.value["sha"], f"mapped.bin on node 2 {got}, as unmapped "
+                       f"{w.value['sha']}: a file still mapped for writing was sent torn")
+            finally:
+                c.unpublish(n2, m)
+        self.check("a writer that closed its descriptor but writes through a shared mapping: "
+                   "the publish gets the file as unmapped (or fails naming it)", mapped_writer)
 
         def opened_mid_transfer():
             big = self.pv["big"]
@@ -676,6 +765,7 @@ def run_mode(checks: Runner, args, mode: str) -> None:
             suite.owner_killed()
             suite.network_cut()
             suite.reader_killed()
+        suite.shapes()
         suite.writer_race()
         suite.teardown()
     finally:
@@ -684,7 +774,8 @@ def run_mode(checks: Runner, args, mode: str) -> None:
     def clean():
         ours = [n for n in netns.names() if n.startswith(f"{netns.PREFIX}{cluster.run}-")]
         expect(not ours, f"namespaces left: {ours}")
-        expect(not host.mounts_below(cluster.root), f"mounts left {host.mounts_below(cluster.root)}")
+        left = host.mounts_below(cluster.root)
+        expect(not left, f"mounts left {left}")
         expect(not cluster.root.exists(), f"{cluster.root} left")
     checks.check(f"{tag} after the run: no namespace, mount or file of it left", clean)
 

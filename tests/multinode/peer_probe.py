@@ -57,8 +57,9 @@ def call(case: dict) -> dict:
                         "entries": {e.path.decode(errors="surrogateescape"):
                                     pb.Entry.Type.Name(e.type) for e in r.entries}}
             digest, size, got = hashlib.sha256(), None, 0
-            for chunk in stub.ReadFile(pb.ReadFileRequest(volume_id=case["volume"],
-                                                          path=case["path"].encode(errors="surrogateescape")), timeout=30):
+            path = case["path"].encode(errors="surrogateescape")
+            request = pb.ReadFileRequest(volume_id=case["volume"], path=path)
+            for chunk in stub.ReadFile(request, timeout=30):
                 if size is None:
                     size = chunk.size
                 digest.update(chunk.data)

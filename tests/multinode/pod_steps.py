@@ -16,7 +16,17 @@ the pods, passed as `python3 -c <this file> STEP ...`). Each prints one JSON lin
   slow-write DIR NAME SECONDS
                        keeps NAME open for writing SECONDS, a chunk every 0.1 s, then
                        closes it; its sha256 as closed
+  mmap-write DIR NAME SECONDS
+                       maps NAME (4 MiB) shared and writable, closes its descriptor, and
+                       keeps writing through the mapping SECONDS before unmapping it; the
+                       sha256 it holds then
   links DIR            symlinks pointing out of the volume (/etc/passwd, /etc)
+  shapes DIR           nested directories, an empty file, modes 0600 and 0755 with
+                       another owner, an old mtime, a relative symlink inside
+  odd-names DIR utf8|bytes
+                       names that are UTF-8 but not ASCII or hold a newline (utf8), or
+                       are not UTF-8 at all (bytes: Linux allows any byte but / and NUL)
+  sparse DIR BYTES     a file of BYTES that are a hole but for its last 3 bytes
   no-cert-probe HOST:PORT
                        what a process without the peer certificates gets from a node's
                        peer port: plaintext HTTP/2, then TLS without a client certificate
@@ -171,6 +181,26 @@ def no_cert_probe(address):
     return out
 
 
+def mmap_write(directory, name, seconds):
+    import mmap
+    path = os.path.join(directory, name)
+    size = 4 << 20
+    with open(path, "wb") as f:
+        f.truncate(size)
+    fd = os.open(path, os.O_RDWR)
+    m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    os.close(fd)  # from here on only the mapping writes
+    end, i = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        m[(i * 65537) % size] = (i % 255) + 1
+        i += 1
+        if i % 1000 == 0:
+            time.sleep(0.01)
+    m.flush()
+    m.close()
+    return {"sha": sha256_file(path), "writes": i, "ok": True}
+
+
 def main(argv):
     step, args = argv[0], argv[1:]
     if step == "fanin":
@@ -188,9 +218,40 @@ def main(argv):
                   "ok": True}
     elif step == "slow-write":
         report = slow_write(args[0], args[1], float(args[2]))
+    elif step == "mmap-write":
+        report = mmap_write(args[0], args[1], float(args[2]))
     elif step == "links":
         os.symlink("/etc/passwd", os.path.join(args[0], "passwd-link"))
         os.symlink("/etc", os.path.join(args[0], "etc-link"))
+        report = {"ok": True}
+    elif step == "shapes":
+        d = args[0]
+        os.makedirs(os.path.join(d, "d/e/f"), mode=0o750)
+        with open(os.path.join(d, "d/e/f/nested.txt"), "w") as f:
+            f.write("nested\n")
+        os.utime(os.path.join(d, "d/e/f/nested.txt"), ns=(1_000_000_123, 1_500_000_000_123_456_789))
+        open(os.path.join(d, "empty.bin"), "wb").close()
+        with open(os.path.join(d, "private.txt"), "w") as f:
+            f.write("only for uid 1000\n")
+        os.chmod(os.path.join(d, "private.txt"), 0o600)
+        os.chown(os.path.join(d, "private.txt"), 1000, 1000)
+        with open(os.path.join(d, "run.sh"), "w") as f:
+            f.write("#!/bin/sh\necho hi\n")
+        os.chmod(os.path.join(d, "run.sh"), 0o755)
+        os.symlink("d/e/f/nested.txt", os.path.join(d, "nested-link"))
+        report = {"ok": True}
+    elif step == "odd-names":
+        d = os.fsencode(args[0])
+        names = {"utf8": ["日本語.txt".encode(), b"with\nnewline.txt"],
+                 "bytes": [b"caf\xe9.txt"]}[args[1]]
+        for name in names:
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(name)
+        report = {"ok": True}
+    elif step == "sparse":
+        with open(os.path.join(args[0], "sparse.bin"), "wb") as f:
+            f.seek(int(args[1]) - 3)
+            f.write(b"end")
         report = {"ok": True}
     elif step == "no-cert-probe":
         report = no_cert_probe(args[0])

@@ -17,10 +17,14 @@ if [ ! -x "$repo/build/cellar" ]; then
   exit 1
 fi
 for tool in ip tc nsenter iptables openssl; do
-  command -v "$tool" >/dev/null || { echo "tests/multinode/run.sh: $tool is missing (bash .ci/install-deps)" >&2; exit 1; }
+  if ! command -v "$tool" >/dev/null; then
+    echo "tests/multinode/run.sh: $tool is missing (bash .ci/install-deps)" >&2
+    exit 1
+  fi
 done
 # Debian's python3 (grpcio), from the repo root as a module so that tests.lib imports as a
 # package. The test bounds each wait itself; this bounds the whole run (SIGTERM unwinds
 # through the clean-up: nodes stopped, namespaces deleted, nothing mounted).
 cd "$repo"
-exec timeout --signal=TERM --kill-after=30 600 /usr/bin/python3 -m tests.multinode.multinode_test "$@"
+exec timeout --signal=TERM --kill-after=30 600 \
+  /usr/bin/python3 -m tests.multinode.multinode_test "$@"
