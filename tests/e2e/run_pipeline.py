@@ -37,7 +37,7 @@ from pathlib import Path
 from tests.e2e.pod import PYTHON, run_pod
 from tests.lib import REPO, host, roles
 from tests.lib.kubelet import StatsPoller
-from tests.lib.node import CellarNode, kill_stale_node
+from tests.lib.node import CellarNode, cleanup_root  # noqa: F401 - rp.cleanup_root for the suites
 from tests.lib.objects import PersistentVolume, Pod, StorageClass
 from tests.lib.sizes import parse_size
 
@@ -54,16 +54,6 @@ def volume_request(size: int) -> int:
     """What the pipeline's claim asks for: its data plus the pickles' and the small
     outputs' overhead, in whole MiB."""
     return ((size * 115 // 100 + 32 * MIB) + MIB - 1) // MIB * MIB
-
-
-def cleanup_root(root: Path) -> None:
-    """Removes what a run (finished or interrupted) left under root."""
-    kill_stale_node(root)
-    host.unmount_below(root)
-    if host.mounts_below(root):
-        raise RuntimeError(f"could not unmount {host.mounts_below(root)}")
-    if root.exists():
-        subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=True)
 
 
 def step_argv(step: str, size: int, fsync: bool, extra=()) -> list[str]:

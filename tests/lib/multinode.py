@@ -32,9 +32,9 @@ from pathlib import Path
 import grpc
 
 from tests.e2e.pod import run_pod
-from tests.lib import REPO, csi, host, netns, roles
+from tests.lib import REPO, csi, netns, roles
 from tests.lib.kubelet import Kubelet, Mounted
-from tests.lib.node import CellarNode, kill_stale_node
+from tests.lib.node import CellarNode, cleanup_root
 from tests.lib.objects import PersistentVolume, Pod, StorageClass
 from tests.lib.provisioner import Provisioner
 
@@ -104,16 +104,6 @@ class Node:
 
 def run_id() -> str:
     return str(os.getpid())
-
-
-def cleanup_root(root: Path) -> None:
-    """Removes what one run left under root: daemons, mounts, files."""
-    kill_stale_node(root)
-    host.unmount_below(root)
-    if host.mounts_below(root):
-        raise RuntimeError(f"could not unmount {host.mounts_below(root)}")
-    if root.exists():
-        subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=True)
 
 
 def cleanup_stale(base: Path) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 
-from tests.lib import REPO, csi
+from tests.lib import REPO, csi, host
 
 pb, pb_grpc = csi.stubs()
 
@@ -275,3 +275,13 @@ def kill_stale_node(home: Path) -> None:
             if not Path(f"/proc/{pid}").exists():
                 break
 
+
+def cleanup_root(root: Path) -> None:
+    """Removes what a run (finished or interrupted) left under root: its daemons, its
+    mounts, its files."""
+    kill_stale_node(root)
+    host.unmount_below(root)
+    if host.mounts_below(root):
+        raise RuntimeError(f"could not unmount {host.mounts_below(root)}")
+    if root.exists():
+        subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=True)

@@ -435,6 +435,18 @@ class Suite:
         self.check(f"a pod on node 1 writes a {self.big // MIB} MiB file", write)
         return bool(self.big_sha)
 
+    def publish_mid_fetch(self, reader: Node, pod: Pod) -> "Background":
+        """Starts publishing the big volume on `reader` (the owner slowed) and returns once
+        its fetch is under way, the publish still running."""
+        big = self.pv["big"]
+        vid = big.volume_handle
+        bg = Background(lambda: self.c.publish(reader, big, pod))
+        wait_for(lambda: bg.done or fetch_in_progress(reader, vid, {"big.bin", "small.txt"}),
+                 BOUND_S, what=f"the fetch of {vid} on {reader.name}")
+        expect(not bg.done, f"the publish ended before its fetch could be interrupted: "
+               f"{bg.error or bg.value}")
+        return bg
+
     def interrupted(self, reader: Node, label: str, interrupt, restore) -> None:
         """A publish of the big volume on `reader`, interrupted by interrupt() once the
         fetch is under way; then restore() and a retry."""
@@ -449,12 +461,7 @@ class Suite:
         def fails():
             self.slow_owner()
             try:
-                bg = Background(lambda: c.publish(reader, big, pod))
-                wait_for(lambda: bg.done or fetch_in_progress(reader, vid, {"big.bin",
-                                                                            "small.txt"}),
-                         BOUND_S, what=f"the fetch of {vid} on {reader.name}")
-                expect(not bg.done, f"the publish ended before it could be interrupted: "
-                       f"{bg.error or bg.value}")
+                bg = self.publish_mid_fetch(reader, pod)
                 at = time.monotonic()
                 state["interrupt"] = interrupt()
                 bg.wait(BOUND_S + 30)
@@ -545,11 +552,7 @@ class Suite:
         def orphan():
             self.slow_owner()
             try:
-                bg = Background(lambda: c.publish(reader, big, pod))
-                wait_for(lambda: bg.done or fetch_in_progress(reader, vid, {"big.bin",
-                                                                            "small.txt"}),
-                         BOUND_S, what=f"the fetch of {vid} on {reader.name}")
-                expect(not bg.done, f"the publish ended early: {bg.error or bg.value}")
+                bg = self.publish_mid_fetch(reader, pod)
                 c.kill(reader)
                 bg.wait(BOUND_S)
             finally:
