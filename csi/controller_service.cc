@@ -24,10 +24,7 @@ void FillCondition(const store::Store& s, const std::string& id, StatusMessage* 
 }  // namespace
 
 bool ControllerService::IsThisNode(const Topology& topology) const {
-  const auto& segments = topology.segments();
-  if (segments.size() != 1) return false;
-  auto it = segments.find(kTopologyKey);
-  return it != segments.end() && it->second == ctx_.config.node_id;
+  return DesignatesNode(topology, ctx_.config.node_id);
 }
 
 Status ControllerService::CheckTopology(const TopologyRequirement& req,
@@ -45,8 +42,11 @@ Status ControllerService::CheckTopology(const TopologyRequirement& req,
 void ControllerService::FillVolume(const store::Volume& v, ::csi::v1::Volume* out) const {
   out->set_volume_id(v.id);
   out->set_capacity_bytes(static_cast<int64_t>(v.capacity_bytes));
-  (*out->mutable_accessible_topology()->Add()->mutable_segments())[kTopologyKey] =
-      ctx_.config.node_id;
+  // Checked when the volume was created; a journal from before the parameter existed
+  // has no value, which is kOwner.
+  auto nodes = ParseVolumeNodes(v.parameters, v.id);
+  FillVolumeTopology(ctx_.config.driver_name, ctx_.config.node_id,
+                     nodes.ok() ? *nodes : VolumeNodes::kOwner, out->mutable_accessible_topology());
   for (const auto& [k, val] : v.parameters) (*out->mutable_volume_context())[k] = val;
   // CSI has no field for how a node serves I/O, and NodeGetInfo's topology must stay
   // the node name; the volume context is where users (kubectl get pv -o yaml) see it.
@@ -122,6 +122,15 @@ Status ControllerService::DoCreateVolume(const CreateVolumeRequest& req,
   ASSIGN_OR_RETURN(auto recorded, CheckParameters(req.parameters(), what));
   ASSIGN_OR_RETURN(uint64_t capacity, CapacityFor(req.capacity_range(), what));
   RETURN_IF_ERROR(CheckTopology(req.accessibility_requirements(), what));
+  ASSIGN_OR_RETURN(VolumeNodes nodes, ParseVolumeNodes(recorded, what));
+  if (nodes == VolumeNodes::kPeers && ctx_.config.peer_address.empty()) {
+    // Other nodes could be chosen for its pods, and none could fetch the data.
+    return Error(Code::kFailedPrecondition,
+                 "{}: the StorageClass asks for {}=peers, but node \"{}\" does not serve "
+                 "its volumes to peers (start `cellar node` with --peer-listen and "
+                 "--peer-tls-dir)",
+                 what, kNodesParameter, ctx_.config.node_id);
+  }
 
   LockSet::Guard guard(ctx_.volume_locks, "name:" + req.name());
   if (auto existing = ctx_.store.FindByName(req.name())) {

@@ -11,13 +11,13 @@
 #include "csi/io_mode.h"
 #include "csi/lock_set.h"
 #include "csi/remote_volumes.h"
+#include "csi/topology.h"
 #include "csi/volume_source.h"
 #include "store/store.h"
 
 namespace cellar::csi {
 
 inline constexpr const char* kDefaultDriverName = "csi.cellar.dev";
-inline constexpr const char* kTopologyKey = "topology.csi.cellar.dev/node";
 
 struct DriverConfig {
   std::string driver_name = kDefaultDriverName;

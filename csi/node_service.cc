@@ -331,7 +331,10 @@ Status NodeService::DoNodeGetCapabilities(const NodeGetCapabilitiesRequest&,
 Status NodeService::DoNodeGetInfo(const NodeGetInfoRequest&, NodeGetInfoResponse* resp) {
   resp->set_node_id(ctx_.config.node_id);
   resp->set_max_volumes_per_node(ctx_.config.max_volumes);
-  (*resp->mutable_accessible_topology()->mutable_segments())[kTopologyKey] = ctx_.config.node_id;
+  for (auto& [key, value] :
+       NodeSegments(ctx_.config.driver_name, ctx_.config.node_id, ctx_.remote != nullptr)) {
+    (*resp->mutable_accessible_topology()->mutable_segments())[key] = value;
+  }
   return Status::Ok();
 }
 

@@ -4,6 +4,7 @@
 
 #include "common/size.h"
 #include "csi/mounter.h"
+#include "csi/topology.h"
 
 namespace cellar::csi {
 
@@ -65,13 +66,16 @@ Result<std::map<std::string, std::string>> CheckParameters(
   for (const auto& [key, value] : params) {
     if (key == kPvcName || key == kPvcNamespace || key == kPvName) {
       recorded[key] = value;
+    } else if (key == kNodesParameter) {
+      recorded[key] = value;
+      RETURN_IF_ERROR(ParseVolumeNodes(recorded, what).status());
     } else if (key.rfind("csi.storage.k8s.io/", 0) == 0) {
       continue;  // other provisioner metadata: harmless, not needed
     } else {
       return Error(Code::kInvalidArgument,
-                   "{}: unknown StorageClass parameter \"{}\" (Cellar takes none; only "
-                   "csi.storage.k8s.io/* metadata is accepted)",
-                   what, key);
+                   "{}: unknown StorageClass parameter \"{}\" (Cellar takes only {} and "
+                   "csi.storage.k8s.io/* metadata)",
+                   what, key, kNodesParameter);
     }
   }
   return recorded;

@@ -219,6 +219,49 @@ TEST_P(ControllerTest, GetCapacityIsPerTopologySegment) {
   EXPECT_EQ(resp.available_capacity(), 0);
 }
 
+// The provisioner's strict requisite carries every topology key of the selected node;
+// a node that fetches from peers has a second one (peers.csi.cellar.dev/<driver>).
+TEST_P(ControllerTest, ExtraSegmentsBesideThisNodesStillDesignateIt) {
+  auto req = ProvisionerCreate("pvc-1", 8 * kMiB, node_id());
+  for (auto* t : {req.mutable_accessibility_requirements()->mutable_requisite(0),
+                  req.mutable_accessibility_requirements()->mutable_preferred(0)}) {
+    (*t->mutable_segments())["peers.csi.cellar.dev/csi.cellar.dev"] = "true";
+  }
+  EXPECT_EQ(CreateCode(*node_, req), grpc::StatusCode::OK);
+
+  grpc::ClientContext ctx;
+  GetCapacityRequest cap;
+  *cap.mutable_accessible_topology() = req.accessibility_requirements().requisite(0);
+  GetCapacityResponse resp;
+  ASSERT_TRUE(node_->controller().GetCapacity(&ctx, cap, &resp).ok());
+  EXPECT_EQ(resp.available_capacity(), 256 * kMiB - 8 * kMiB);
+}
+
+TEST_P(ControllerTest, NodesParameter) {
+  auto owner = ProvisionerCreate("pvc-owner", 8 * kMiB, node_id());
+  (*owner.mutable_parameters())["cellar.dev/nodes"] = "owner";
+  CreateVolumeResponse resp;
+  ASSERT_EQ(CreateCode(*node_, owner, &resp), grpc::StatusCode::OK);
+  EXPECT_EQ(resp.volume().accessible_topology_size(), 1);
+  EXPECT_EQ(resp.volume().volume_context().at("cellar.dev/nodes"), "owner");
+
+  std::string msg;
+  auto bad = ProvisionerCreate("pvc-bad", 8 * kMiB, node_id());
+  (*bad.mutable_parameters())["cellar.dev/nodes"] = "everywhere";
+  EXPECT_EQ(CreateCode(*node_, bad, nullptr, &msg), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(msg.find("pvc-bad"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("everywhere"), std::string::npos) << msg;
+
+  // This node does not serve peers (no --peer-listen): a volume other nodes may be
+  // scheduled to would be unreadable there.
+  auto peers = ProvisionerCreate("pvc-peers", 8 * kMiB, node_id());
+  (*peers.mutable_parameters())["cellar.dev/nodes"] = "peers";
+  EXPECT_EQ(CreateCode(*node_, peers, nullptr, &msg), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(msg.find("pvc-peers"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--peer-listen"), std::string::npos) << msg;
+  EXPECT_EQ(AvailableCapacity(), 256 * kMiB - 8 * kMiB);
+}
+
 // A bad StorageClass parameter must fail where the user sees it (CreateVolume, in the
 // claim's events), not in GetCapacity, whose error only reaches the provisioner's log
 // and leaves the pod Pending for "not enough free storage".

@@ -82,7 +82,8 @@ def run_mode(checks: Runner, mode: str, size: int, root: Path) -> None:
             return
 
         def pinned():
-            expect(pv.topology == k.topology, f"PV topology {pv.topology} != node {k.topology}")
+            expect(pv.topology == [k.topology],
+                   f"PV affinity {pv.topology}: not only node {k.topology}")
             expect(pv.capacity_bytes >= request, f"capacity {pv.capacity_bytes} < {request}")
             expect(pv.name.startswith("pvc-") and pv.volume_handle != pv.name,
                    f"name {pv.name} handle {pv.volume_handle}")

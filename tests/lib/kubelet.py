@@ -19,7 +19,7 @@ import grpc
 
 from tests.lib import csi
 from tests.lib.calls import logged_call
-from tests.lib.objects import PersistentVolume, Pod, mount_capability
+from tests.lib.objects import PersistentVolume, Pod, affinity_admits, mount_capability
 
 pb, pb_grpc = csi.stubs()
 
@@ -59,6 +59,12 @@ class Kubelet:
         self.topology = dict(info.accessible_topology.segments)
         self.max_volumes = info.max_volumes_per_node
 
+    @property
+    def labels(self) -> dict:
+        """The Node's labels: what every kubelet sets, and the driver's topology."""
+        return {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux",
+                **self.topology}
+
     def node_caps(self) -> set:
         caps = self._call("NodeGetCapabilities", pb.NodeGetCapabilitiesRequest())
         return {c.rpc.type for c in caps.capabilities}
@@ -75,10 +81,10 @@ class Kubelet:
 
     def mount(self, pod: Pod, pv: PersistentVolume, readonly: bool = False) -> Mounted:
         """MountDevice (stage, when advertised) then SetUp (publish) for one pod volume."""
-        if pv.topology and pv.topology != self.topology:
+        if not affinity_admits(pv.topology, self.labels):
             # The scheduler only places a pod on a node that matches the PV's affinity.
-            raise RuntimeError(f"PV {pv.name} is pinned to {pv.topology}, not this node "
-                               f"{self.topology}")
+            raise RuntimeError(f"PV {pv.name}'s node affinity {pv.topology} excludes node "
+                               f"{self.node_name} (labels {self.labels})")
         pod.node_name = self.node_name
         caps = self.node_caps()
         cap = mount_capability(pv.access_mode, pv.mount_options)

@@ -213,10 +213,12 @@ class MultiNodeCluster:
 
     # -- what the provisioner and the kubelet do ---------------------------------------
 
-    def provision(self, node: Node, claim: str, request: int) -> PersistentVolume:
-        """WaitForFirstConsumer with the first pod on `node`: CreateVolume there."""
-        pv = node.provisioner.provision(StorageClass(), claim, "pipelines", request,
-                                        node.kubelet.topology)
+    def provision(self, node: Node, claim: str, request: int,
+                  nodes: str = "peers") -> PersistentVolume:
+        """WaitForFirstConsumer with the first pod on `node`: CreateVolume there, of a
+        class whose cellar.dev/nodes is `nodes` (peers: other nodes may mount it)."""
+        sc = StorageClass(parameters={"cellar.dev/nodes": nodes})
+        pv = node.provisioner.provision(sc, claim, "pipelines", request, node.kubelet.topology)
         self.pvs.append((node, pv))
         return pv
 
@@ -232,12 +234,9 @@ class MultiNodeCluster:
 
     def publish(self, node: Node, pv: PersistentVolume, pod: Pod | None = None,
                 readonly: bool = False) -> Mounted:
-        """The kubelet of `node` publishes the PV for a pod placed there. A PV is pinned
-        to its owner's topology; on another node it is published as the scheduler would
-        if it placed the pod there (the pin is not what this suite tests)."""
+        """The kubelet of `node` publishes the PV for a pod placed there; it refuses, as
+        the scheduler would, a node the PV's affinity excludes."""
         pod = pod or Pod(name=f"pod-{pv.name[-6:]}", namespace="pipelines")
-        if pv.topology != node.kubelet.topology:
-            pv = dataclasses.replace(pv, topology={})
         return node.kubelet.mount(pod, pv, readonly=readonly)
 
     def unpublish(self, node: Node, mounted: Mounted) -> None:

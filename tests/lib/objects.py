@@ -35,8 +35,17 @@ class PersistentVolume:
     volume_context: dict
     access_mode: str
     mount_options: tuple
-    topology: dict          # the node affinity the PV carries (from accessible_topology)
+    # The PV's required node affinity, from CreateVolume's accessible_topology as
+    # csi-provisioner writes it: terms OR'ed, each {label: value} AND'ed (In [value]).
+    topology: list
     claim: str
+
+
+def affinity_admits(terms: list, labels: dict) -> bool:
+    """Whether a node with `labels` matches the node affinity `terms` (the scheduler's
+    check for a bound PV; with a node's NodeGetInfo segments as labels, the provisioner's
+    check of which node deletes it). No terms: no constraint."""
+    return not terms or any(all(labels.get(k) == v for k, v in term.items()) for term in terms)
 
 
 @dataclass

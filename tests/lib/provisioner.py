@@ -12,7 +12,8 @@ import grpc
 
 from tests.lib import csi
 from tests.lib.calls import logged_call
-from tests.lib.objects import PersistentVolume, StorageClass, mount_capability
+from tests.lib.objects import (PersistentVolume, StorageClass, affinity_admits,
+                               mount_capability)
 
 pb, pb_grpc = csi.stubs()
 
@@ -75,7 +76,7 @@ class Provisioner:
         req.accessibility_requirements.preferred.add().segments.update(selected_node_topology)
         resp = self._call(self.controller, "CreateVolume", req, timeout=120.0)
         v = resp.volume
-        topo = dict(v.accessible_topology[0].segments) if v.accessible_topology else {}
+        topo = [dict(t.segments) for t in v.accessible_topology if t.segments]
         return PersistentVolume(name=pv_name, volume_handle=v.volume_id,
                                 capacity_bytes=v.capacity_bytes,
                                 volume_context=dict(v.volume_context), access_mode=access_mode,
@@ -83,6 +84,11 @@ class Provisioner:
                                 claim=f"{namespace}/{claim}")
 
     def delete(self, pv: PersistentVolume) -> None:
+        # --node-deployment: an instance deletes only a PV whose affinity its own node's
+        # NodeGetInfo segments match (VolumeIsAccessible); the others leave it alone.
+        if not affinity_admits(pv.topology, self.node_topology):
+            raise RuntimeError(f"PV {pv.name} ({pv.topology}) is not this provisioner's to "
+                               f"delete (node segments {self.node_topology})")
         self._call(self.controller, "DeleteVolume", pb.DeleteVolumeRequest(volume_id=pv.volume_handle),
                    timeout=120.0)
 

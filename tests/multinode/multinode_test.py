@@ -17,7 +17,8 @@ processes in their own mount namespaces inside their node's network namespace.
   4 a reader racing a writer: a file open for writing is never sent torn: the publish
     waits for the close or fails naming the file; a writer opening a file mid-transfer
     makes the transfer retry
-  5 security: no client certificate, another CA's, plaintext: refused; an unknown
+  5 scheduling: the claims' node affinity, through upstream's own code (scheduling.py)
+  6 security: no client certificate, another CA's, plaintext: refused; an unknown
     volume NOT_FOUND; paths out of the volume refused; a pod without the certificates
     gets nothing from a peer port
 
@@ -51,6 +52,7 @@ from tests.lib.multinode import (OWNER_NODE_KEY, OWNER_PEER_KEY, MultiNodeCluste
                                  wait_for)
 from tests.lib.objects import Pod
 from tests.lib.sizes import parse_size
+from tests.multinode import scheduling
 
 MIB = 1 << 20
 HERE = Path(__file__).resolve().parent
@@ -764,6 +766,8 @@ def run_mode(checks: Runner, args, mode: str) -> None:
             suite.fan_in()
         except Skip:
             return
+        if mode == "auto":  # placement does not depend on the I/O mode
+            scheduling.run(checks, cluster, tag)
         if suite.big_volume():
             suite.owner_killed()
             suite.network_cut()

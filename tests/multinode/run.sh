@@ -22,6 +22,12 @@ for tool in ip tc nsenter iptables openssl; do
     exit 1
   fi
 done
+# What kube-scheduler and csi-provisioner decide from a claim's topology, asked of their
+# own code (tests/multinode/scheduling.py): built from the pinned module, outside the
+# timeout below (the first build compiles client-go).
+command -v go >/dev/null || { echo "tests/multinode/run.sh: go is missing" >&2; exit 1; }
+(cd "$repo/tests/cluster/components/csi-provisioner" &&
+  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$repo/build/topologycheck" ./topologycheck)
 # Debian's python3 (grpcio), from the repo root as a module so that tests.lib imports as a
 # package. The test bounds each wait itself; this bounds the whole run (SIGTERM unwinds
 # through the clean-up: nodes stopped, namespaces deleted, nothing mounted).
