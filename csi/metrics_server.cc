@@ -1,32 +1,19 @@
 #include "csi/metrics_server.h"
 
-#include <charconv>
 #include <exception>
 
 #include <prometheus/exposer.h>
 
+#include "common/host_port.h"
+
 namespace cellar::csi {
 
 Result<std::string> ParseMetricsAddress(const std::string& address) {
-  auto bad = [&](const char* why) {
-    return Error(Code::kInvalidArgument,
-                 "metrics address \"{}\" {}: give HOST:PORT, :PORT or PORT (e.g. :9808)", address,
-                 why);
-  };
-  const auto colon = address.rfind(':');
-  const std::string host = colon == std::string::npos ? "" : address.substr(0, colon);
-  const std::string port = colon == std::string::npos ? address : address.substr(colon + 1);
-  if (port.empty()) return bad("has no port");
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || value > 65535) {
-    return bad("has no valid port");
-  }
-  if (host.find_first_of("/ ") != std::string::npos) {
-    return bad("is not a host and port");
-  }
+  ASSIGN_OR_RETURN(HostPort hp,
+                   ParseHostPort("metrics address", address,
+                                 {.bare_port = true, .port_zero = true, .example = ":9808"}));
   // civetweb listens on every address for a bare port.
-  return host.empty() ? port : host + ":" + port;
+  return hp.host.empty() ? std::to_string(hp.port) : fmt::format("{}:{}", hp.host, hp.port);
 }
 
 Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(

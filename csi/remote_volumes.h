@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "common/status.h"
@@ -18,10 +19,17 @@ struct RemoteOwner {
   std::string address;  // volume context cellar.dev/owner-peer, host:port
 };
 
+// The owner's answer as the implementation keeps it, for Sync to fetch from.
+class RemoteListing {
+ public:
+  virtual ~RemoteListing() = default;
+};
+
 struct RemoteVolumeInfo {
   uint64_t capacity_bytes = 0;
   uint64_t used_bytes = 0;  // sum of the files' sizes
   uint64_t files = 0;
+  std::shared_ptr<const RemoteListing> listing;  // the entries these numbers count
 };
 
 struct SyncReport {
@@ -35,13 +43,17 @@ struct SyncReport {
 class RemoteVolumes {
  public:
   virtual ~RemoteVolumes() = default;
-  // Asks the owner about the volume. NOT_FOUND when it does not hold it, UNAVAILABLE
-  // when it cannot be reached (the message names the node and address).
+  // Asks the owner about the volume: its capacity and its listing. NOT_FOUND when it does
+  // not hold it, UNAVAILABLE when it cannot be reached (the message names the node and
+  // address).
   virtual Result<RemoteVolumeInfo> Describe(const RemoteOwner& owner,
                                             const std::string& volume_id) = 0;
-  // Makes `dir` hold the owner's files of the volume; each file is replaced atomically.
-  // On error `dir` holds whole files only (old or new), never a partial one.
+  // Makes `dir` hold the files `described` lists (this owner's Describe of volume_id); it
+  // does not ask for the listing again, so a caller wanting the owner's current files
+  // describes first. Each file is replaced atomically. On error `dir` holds whole files
+  // only (old or new), never a partial one. INTERNAL when `described` is not such a listing.
   virtual Result<SyncReport> Sync(const RemoteOwner& owner, const std::string& volume_id,
+                                  const RemoteVolumeInfo& described,
                                   const std::filesystem::path& dir) = 0;
 };
 

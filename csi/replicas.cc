@@ -41,18 +41,19 @@ Result<store::Volume> SyncReplica(DriverContext& ctx, const std::string& id,
   RETURN_IF_ERROR(CheckCanFetch(ctx, owner, what));
   std::string from =
       fmt::format("{}: fetching from node \"{}\" ({})", what, owner.node_id, owner.address);
+  // One Describe per publish: it sizes a new replica and lists what Sync fetches.
+  auto info = ctx.remote->Describe(owner, id);
+  if (!info.ok()) return info.status().WithContext(from);
   store::Volume v;
   bool created = false;
   if (auto existing = ctx.store.Get(id); existing.ok()) {
     v = *existing;
   } else {
-    auto info = ctx.remote->Describe(owner, id);
-    if (!info.ok()) return info.status().WithContext(from);
     store::VolumeSpec spec{"replica:" + id, info->capacity_bytes, false, {}};
     ASSIGN_OR_RETURN(v, CreateAttachedReplica(ctx, spec, id, {owner.node_id, owner.address}, what));
     created = true;
   }
-  auto report = ctx.remote->Sync(owner, id, ctx.store.ArenaPath(id));
+  auto report = ctx.remote->Sync(owner, id, *info, ctx.store.ArenaPath(id));
   if (!report.ok()) {
     if (created) {
       // Half a copy is no replica: give the memory back and let the kubelet retry.

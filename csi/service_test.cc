@@ -8,8 +8,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <set>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -56,6 +58,32 @@ class TestSource final : public VolumeSource {
 
  private:
   const store::Store& store_;
+};
+
+// An owner node: each listing has a serial and the content its one file "data" had then.
+class TestRemote final : public RemoteVolumes {
+ public:
+  struct Listing final : RemoteListing {
+    Listing(int serial, std::string data) : serial(serial), data(std::move(data)) {}
+    const int serial;
+    const std::string data;
+  };
+  Result<RemoteVolumeInfo> Describe(const RemoteOwner&, const std::string&) override {
+    ++describes;
+    return RemoteVolumeInfo{8 << 20, data.size(), 1, std::make_shared<Listing>(describes, data)};
+  }
+  Result<SyncReport> Sync(const RemoteOwner&, const std::string&,
+                          const RemoteVolumeInfo& described, const fs::path& dir) override {
+    const auto* listing = dynamic_cast<const Listing*>(described.listing.get());
+    if (listing == nullptr) return Internal("not a TestRemote listing");
+    synced.push_back(listing->serial);
+    std::ofstream(dir / "data") << listing->data;
+    return SyncReport{1, 0, 0, listing->data.size(), 0};
+  }
+
+  std::string data = "v1";
+  int describes = 0;
+  std::vector<int> synced;  // the serial of each Sync's listing
 };
 
 class ServiceTest : public ::testing::Test {
@@ -214,6 +242,40 @@ TEST_F(ServiceTest, PublishJournalWriteFailsUndoesTheBind) {
   ASSERT_TRUE(Publish(PublishRequest(id, target)).ok());
   EXPECT_TRUE(Mounted(target));
   EXPECT_EQ(store_->Get(id)->publications.count(target.string()), 1u);
+}
+
+// The owner is asked once per publish of a replica: the first sizes and fills it, each
+// later one refreshes it from the owner's files of that moment.
+TEST_F(ServiceTest, EachReplicaPublishDescribesTheOwnerOnce) {
+  TestRemote remote;
+  ctx_->remote = &remote;
+  const std::string id = "vol-0123456789abcdef0123456789abcdef";
+  auto request = [&](const char* pod) {
+    auto req = PublishRequest(id, dir_ / "pods" / pod);
+    (*req.mutable_volume_context())[kOwnerNodeKey] = "node-2";
+    (*req.mutable_volume_context())[kOwnerPeerKey] = "10.0.0.2:7443";
+    return req;
+  };
+  auto read = [](const fs::path& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  ASSERT_TRUE(Publish(request("pod-1")).ok());
+  EXPECT_EQ(remote.describes, 1);
+  EXPECT_EQ(remote.synced, std::vector<int>{1});
+  ASSERT_TRUE(store_->Get(id).ok());
+  EXPECT_EQ(store_->Get(id)->capacity_bytes, 8 * kMiB);
+  EXPECT_EQ(read(dir_ / "pods" / "pod-1" / "data"), "v1");
+
+  remote.data = "v2";
+  ASSERT_TRUE(Publish(request("pod-2")).ok());
+  EXPECT_EQ(remote.describes, 2);
+  EXPECT_EQ(remote.synced, (std::vector<int>{1, 2}));
+  EXPECT_EQ(read(dir_ / "pods" / "pod-2" / "data"), "v2");
+
+  ASSERT_TRUE(Unpublish(id, dir_ / "pods" / "pod-1").ok());
+  ASSERT_TRUE(Unpublish(id, dir_ / "pods" / "pod-2").ok());
+  EXPECT_FALSE(store_->Get(id).ok());  // freed with its last publication
 }
 
 TEST_F(ServiceTest, InlinePublishAttachFailsLeavesNoVolumeNoMount) {

@@ -75,6 +75,12 @@ Status CheckAnswer(const DescribeResponse& resp, const std::string& volume_id,
   return Status::Ok();
 }
 
+// Describe's answer, checked, as Sync fetches from it.
+struct PeerListing final : csi::RemoteListing {
+  explicit PeerListing(DescribeResponse r) : response(std::move(r)) {}
+  const DescribeResponse response;
+};
+
 // One file: streamed into a temporary name, checked whole, then renamed into place.
 class FileFetch {
  public:
@@ -251,13 +257,21 @@ Result<csi::RemoteVolumeInfo> PeerClient::Describe(const csi::RemoteOwner& owner
     info.used_bytes += e.size();
     ++info.files;
   }
+  info.listing = std::make_shared<const PeerListing>(std::move(resp));
   return info;
 }
 
 Result<csi::SyncReport> PeerClient::Sync(const csi::RemoteOwner& owner,
-                                         const std::string& volume_id, const fs::path& dir) {
+                                         const std::string& volume_id,
+                                         const csi::RemoteVolumeInfo& described,
+                                         const fs::path& dir) {
   const auto start = Clock::now();
-  ASSIGN_OR_RETURN(DescribeResponse resp, Ask(owner, volume_id));
+  const auto* listing = dynamic_cast<const PeerListing*>(described.listing.get());
+  if (listing == nullptr || listing->response.volume_id() != volume_id) {
+    return Error(Code::kInternal, "volume {}: a sync needs the owner's Describe of it",
+                 volume_id);
+  }
+  const DescribeResponse& resp = listing->response;
   csi::SyncReport report;
   std::map<std::string, Entry::Type> keep;
   for (const Entry& e : resp.entries()) keep[e.path()] = e.type();

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/unique_fd.h"
+#include "csi/driver.h"
 #include "node/file_lease.h"
 #include "node/peer_path.h"
 
@@ -17,15 +18,11 @@ namespace cellar::node {
 
 namespace fs = std::filesystem;
 using namespace cellar::peer::v1;
+using csi::ToGrpc;  // Status is cellar::Status: ADL would not look in csi
 
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
-
-grpc::Status ToGrpc(const Status& st) {
-  if (st.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(st.code()), st.message());
-}
 
 int64_t MtimeNs(const struct stat& st) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;

@@ -77,6 +77,12 @@ class PeerTest : public ::testing::Test {
     if (server_) server_->Shutdown(std::chrono::system_clock::now());
   }
 
+  // What a publish does: one Describe, and Sync from its answer.
+  Result<csi::SyncReport> DescribeAndSync(PeerClient& client, const csi::RemoteOwner& owner) {
+    ASSIGN_OR_RETURN(csi::RemoteVolumeInfo info, client.Describe(owner, kVolume));
+    return client.Sync(owner, kVolume, info, replica_);
+  }
+
   // A raw client of the service, to ask what PeerClient never would.
   std::unique_ptr<Peer::Stub> Stub(std::shared_ptr<grpc::ChannelCredentials> creds) {
     grpc::ChannelArguments args;
@@ -112,7 +118,7 @@ TEST_F(PeerTest, SyncCopiesTheTreeAndThenOnlyWhatChanged) {
   EXPECT_EQ(info->files, 5u);
   EXPECT_EQ(info->used_bytes, 3u * (1 << 20) + 17 + 1 + 10 + 3);
 
-  auto first = client.Sync(owner_, kVolume, replica_);
+  auto first = client.Sync(owner_, kVolume, *info, replica_);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   EXPECT_EQ(first->files_fetched, 5u);
   for (const char* f : {"empty", "one", "a/b/big", "a/doomed", "caf\xe9 \xff"}) {
@@ -130,7 +136,7 @@ TEST_F(PeerTest, SyncCopiesTheTreeAndThenOnlyWhatChanged) {
   fs::remove(owned_ / "a/doomed");
   WriteFile(owned_ / "one", 2, 7);
   WriteFile(owned_ / "new", 5);
-  auto second = client.Sync(owner_, kVolume, replica_);
+  auto second = DescribeAndSync(client, owner_);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(second->files_fetched, 2u);  // one, new
   EXPECT_EQ(second->files_kept, 3u);     // empty, big, café
@@ -138,6 +144,28 @@ TEST_F(PeerTest, SyncCopiesTheTreeAndThenOnlyWhatChanged) {
   EXPECT_FALSE(fs::exists(replica_ / "a/doomed"));
   EXPECT_EQ(ReadAll(replica_ / "one"), ReadAll(owned_ / "one"));
   EXPECT_FALSE(HasTempFiles(replica_));
+}
+
+// Sync fetches what the Describe handed to it listed and asks for no listing of its own.
+TEST_F(PeerTest, SyncFetchesWhatItsDescribeListed) {
+  WriteFile(owned_ / "listed", 10);
+  PeerClient client(creds_);
+  auto info = client.Describe(owner_, kVolume);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  WriteFile(owned_ / "later", 10);
+  auto st = client.Sync(owner_, kVolume, *info, replica_);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->files_fetched, 1u);
+  EXPECT_TRUE(fs::exists(replica_ / "listed"));
+  EXPECT_FALSE(fs::exists(replica_ / "later"));
+  // The next publish describes again and gets it.
+  ASSERT_TRUE(DescribeAndSync(client, owner_).ok());
+  EXPECT_EQ(ReadAll(replica_ / "later"), ReadAll(owned_ / "later"));
+
+  auto none = client.Sync(owner_, kVolume, csi::RemoteVolumeInfo{}, replica_);
+  EXPECT_EQ(none.status().code(), Code::kInternal) << none.status().ToString();
+  auto other = client.Sync(owner_, "vol-ffffffffffffffffffffffffffffffff", *info, replica_);
+  EXPECT_EQ(other.status().code(), Code::kInternal) << other.status().ToString();
 }
 
 // Holes are neither sent nor filled: a sparse file larger than the replica's memory fits.
@@ -153,7 +181,7 @@ TEST_F(PeerTest, HolesStayHoles) {
   WriteFile(owned_ / "holes-only", 0);
   ASSERT_EQ(::truncate((owned_ / "holes-only").c_str(), 8 << 20), 0);
   PeerClient client(creds_);
-  auto st = client.Sync(owner_, kVolume, replica_);
+  auto st = DescribeAndSync(client, owner_);
   ASSERT_TRUE(st.ok()) << st.status().ToString();
   EXPECT_LT(st->bytes, 1u << 20);
   struct stat s {};
@@ -227,7 +255,7 @@ TEST_F(PeerTest, UnknownVolumesAndEscapingPathsAreRefused) {
         << path << ": " << st.error_message();
   }
   // The replica holds the links as links, never what they point at.
-  ASSERT_TRUE(client.Sync(owner_, kVolume, replica_).ok());
+  ASSERT_TRUE(DescribeAndSync(client, owner_).ok());
   EXPECT_TRUE(fs::is_symlink(replica_ / "abs-link"));
   EXPECT_FALSE(fs::exists(replica_ / "outside"));
 }
@@ -239,7 +267,7 @@ TEST_F(PeerTest, AFileOpenForWritingIsNotSentAndTheSyncSaysWhich) {
   ASSERT_GE(writer, 0);
   PeerClient client(creds_);
   auto start = std::chrono::steady_clock::now();
-  auto st = client.Sync(owner_, kVolume, replica_);
+  auto st = DescribeAndSync(client, owner_);
   double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ::close(writer);
   EXPECT_EQ(st.status().code(), Code::kUnavailable) << st.status().ToString();
@@ -249,7 +277,7 @@ TEST_F(PeerTest, AFileOpenForWritingIsNotSentAndTheSyncSaysWhich) {
   EXPECT_FALSE(fs::exists(replica_ / "busy"));
   EXPECT_FALSE(HasTempFiles(replica_));
   // Closed now: the next sync gets it whole.
-  ASSERT_TRUE(client.Sync(owner_, kVolume, replica_).ok());
+  ASSERT_TRUE(DescribeAndSync(client, owner_).ok());
   EXPECT_EQ(ReadAll(replica_ / "busy"), ReadAll(owned_ / "busy"));
 }
 
@@ -286,7 +314,7 @@ TEST_F(PeerTest, AnOwnerGoneMidTransferLeavesOnlyWholeFiles) {
     server_->Shutdown(std::chrono::system_clock::now());  // cancels the calls in flight
   });
   auto start = std::chrono::steady_clock::now();
-  auto st = client.Sync(owner_, kVolume, replica_);
+  auto st = DescribeAndSync(client, owner_);
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   killer.join();
   ASSERT_FALSE(st.ok()) << "the whole volume came before the shutdown; make it larger";
@@ -349,7 +377,7 @@ TEST_F(PeerTest, AHostileOwnerCannotMakeTheReaderWriteOutsideTheReplica) {
     auto server = builder.BuildAndStart();
     ASSERT_TRUE(server);
     PeerClient client(creds_);
-    auto st = client.Sync({"evil", "127.0.0.1:" + std::to_string(port)}, kVolume, replica_);
+    auto st = DescribeAndSync(client, {"evil", "127.0.0.1:" + std::to_string(port)});
     EXPECT_EQ(st.status().code(), Code::kDataLoss)
         << answer[0].path() << ": " << st.status().ToString();
     EXPECT_TRUE(fs::is_empty(outside));

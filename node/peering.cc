@@ -1,9 +1,8 @@
 #include "node/peering.h"
 
-#include <charconv>
-
 #include <spdlog/spdlog.h>
 
+#include "common/host_port.h"
 #include "node/peer_client.h"
 #include "node/peer_credentials.h"
 #include "node/peer_server.h"
@@ -11,29 +10,6 @@
 namespace cellar::node {
 
 namespace {
-
-struct HostPort {
-  std::string host;
-  unsigned port = 0;
-};
-
-Result<HostPort> ParseHostPort(const std::string& flag, const std::string& value) {
-  auto bad = [&](const char* why) {
-    return Error(Code::kInvalidArgument, "{} \"{}\" {}: give HOST:PORT (e.g. 10.0.0.5:7443)", flag,
-                 value, why);
-  };
-  const auto colon = value.rfind(':');
-  if (colon == std::string::npos) return bad("has no port");
-  HostPort out{value.substr(0, colon), 0};
-  const std::string port = value.substr(colon + 1);
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), out.port);
-  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || out.port == 0 ||
-      out.port > 65535) {
-    return bad("has no valid port");
-  }
-  if (out.host.find_first_of("/ ") != std::string::npos) return bad("is not a host and port");
-  return out;
-}
 
 bool IsWildcard(const std::string& host) {
   return host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::";

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,8 @@ from pathlib import Path
 from tests.e2e.pod import PYTHON, run_pod
 from tests.lib import REPO, host, roles
 from tests.lib.kubelet import StatsPoller
-from tests.lib.node import CellarNode, cleanup_root  # noqa: F401 - rp.cleanup_root for the suites
+from tests.lib.node import (  # noqa: F401 - rp.cleanup_root for the suites
+    CellarNode, cleanup_root, install_signal_handlers)
 from tests.lib.objects import PersistentVolume, Pod, StorageClass
 from tests.lib.sizes import parse_size
 
@@ -300,15 +300,7 @@ def main() -> int:
     if args.cleanup:
         cleanup_root(root)
         return 0
-    # SIGTERM (e.g. from a wrapper's trap) unwinds like Ctrl-C, through every finally.
-    def on_term(*_):
-        # Once: a second signal must not cut the clean-up short.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, on_term)
+    install_signal_handlers()
     size = parse_size(args.size)
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]
     for m in modes:

@@ -34,7 +34,8 @@ import grpc
 from tests.e2e.pod import run_pod
 from tests.lib import REPO, csi, netns, roles
 from tests.lib.kubelet import Kubelet, Mounted
-from tests.lib.node import CellarNode, cleanup_root
+from tests.lib.node import (  # noqa: F401 - multinode.install_signal_handlers for the suites
+    CellarNode, cleanup_root, install_signal_handlers)
 from tests.lib.objects import PersistentVolume, Pod, StorageClass
 from tests.lib.provisioner import Provisioner
 
@@ -260,18 +261,6 @@ class MultiNodeCluster:
             for m in mounted:
                 node.kubelet.unmount(m)
             node.kubelet.remove_pod_dir(pod)
-
-
-def install_signal_handlers() -> None:
-    """SIGTERM (a wrapper's timeout) and SIGINT unwind as KeyboardInterrupt, through
-    every finally; a second signal must not cut the clean-up short."""
-    def on_signal(*_):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, on_signal)
 
 
 def fetch_in_progress(node: Node, volume_id: str, final_names: set[str],

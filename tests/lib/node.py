@@ -285,3 +285,16 @@ def cleanup_root(root: Path) -> None:
         raise RuntimeError(f"could not unmount {host.mounts_below(root)}")
     if root.exists():
         subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=True)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM (a wrapper's timeout) and SIGINT unwind as KeyboardInterrupt, through
+    every finally; a second signal must not cut the clean-up short. A SIGINT ignored at
+    start (a background job) stays ignored."""
+    def on_signal(*_):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_signal)

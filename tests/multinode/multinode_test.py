@@ -625,6 +625,19 @@ class Suite:
                 n1, f"writer-{name.split('.')[0]}", step("slow-write", "/vineyard", name, seconds),
                 {"/vineyard": x}), "slow writer"))
 
+        def expect_as_written(m, w, name, how, why=""):
+            """Node 2's `name` (published as m, unpublished here) is writer w's file."""
+            try:
+                w.wait(60)
+                expect(w.error is None, f"writer: {w.error}")
+                got = sha256(m.target / name)
+                size = f" ({w.value['size']} bytes)" if "size" in w.value else ""
+                expect(got == w.value["sha"], f"{name} on node 2 {got} "
+                       f"({(m.target / name).stat().st_size} bytes), {how} {w.value['sha']}"
+                       f"{size}{why}")
+            finally:
+                c.unpublish(n2, m)
+
         def waits_for_close():
             w = writer("slow.bin", 3)
             wait_for(lambda: (arena / "slow.bin").exists() or w.done, 30,
@@ -632,18 +645,10 @@ class Suite:
             start = time.monotonic()
             m = c.publish(n2, x)
             took = time.monotonic() - start
-            try:
-                w.wait(60)
-                print(f"     the publish took {took:.1f} s (the writer wrote for 3 s)", flush=True)
-                expect(took >= 1.0, f"the publish took {took:.2f} s: it did not wait for the "
-                       "writer's close")
-                expect(w.error is None, f"writer: {w.error}")
-                got = sha256(m.target / "slow.bin")
-                expect(got == w.value["sha"], f"slow.bin on node 2 {got}, closed as "
-                       f"{w.value['sha']} ({w.value['size']} bytes, "
-                       f"{(m.target / 'slow.bin').stat().st_size} on node 2)")
-            finally:
-                c.unpublish(n2, m)
+            print(f"     the publish took {took:.1f} s (the writer wrote for 3 s)", flush=True)
+            expect_as_written(m, w, "slow.bin", "closed as")
+            expect(took >= 1.0, f"the publish took {took:.2f} s: it did not wait for the "
+                   "writer's close")
         self.check("a publish while a writer has a file open waits for its close and gets "
                    "exactly the closed file", waits_for_close)
 
@@ -666,13 +671,7 @@ class Suite:
                 expect(not left, f"left on node 2: {left}")
             finally:
                 w.wait(60)
-            m = c.publish(n2, x)
-            try:
-                got = sha256(m.target / "slow2.bin")
-                expect(got == w.value["sha"], f"after the close: slow2.bin {got}, closed as "
-                       f"{w.value['sha']}")
-            finally:
-                c.unpublish(n2, m)
+            expect_as_written(c.publish(n2, x), w, "slow2.bin", "closed as", " (after the close)")
         self.check("a file kept open for writing longer than the reader waits: UNAVAILABLE "
                    "naming the file; after its close the publish gets it whole",
                    fails_naming_file)
@@ -691,14 +690,8 @@ class Suite:
                 expect(e.code() == grpc.StatusCode.UNAVAILABLE and "mapped.bin" in e.details(),
                        f"{e.code()}: {e.details()}")
                 return
-            try:
-                w.wait(60)
-                expect(w.error is None, f"writer: {w.error}")
-                got = sha256(m.target / "mapped.bin")
-                expect(got == w.value["sha"], f"mapped.bin on node 2 {got}, as unmapped "
-                       f"{w.value['sha']}: a file still mapped for writing was sent torn")
-            finally:
-                c.unpublish(n2, m)
+            expect_as_written(m, w, "mapped.bin", "as unmapped",
+                              ": a file still mapped for writing was sent torn")
         self.check("a writer that closed its descriptor but writes through a shared mapping: "
                    "the publish gets the file as unmapped (or fails naming it)", mapped_writer)
 
