@@ -72,8 +72,8 @@ class TestRemote final : public RemoteVolumes {
     ++describes;
     return RemoteVolumeInfo{8 << 20, data.size(), 1, std::make_shared<Listing>(describes, data)};
   }
-  Result<SyncReport> Sync(const RemoteOwner&, const std::string&,
-                          const RemoteVolumeInfo& described, const fs::path& dir) override {
+  Result<SyncReport> Sync(const RemoteOwner&, const std::string&, const RemoteVolumeInfo& described,
+                          const fs::path& dir) override {
     const auto* listing = dynamic_cast<const Listing*>(described.listing.get());
     if (listing == nullptr) return Internal("not a TestRemote listing");
     synced.push_back(listing->serial);

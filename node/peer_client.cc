@@ -268,8 +268,7 @@ Result<csi::SyncReport> PeerClient::Sync(const csi::RemoteOwner& owner,
   const auto start = Clock::now();
   const auto* listing = dynamic_cast<const PeerListing*>(described.listing.get());
   if (listing == nullptr || listing->response.volume_id() != volume_id) {
-    return Error(Code::kInternal, "volume {}: a sync needs the owner's Describe of it",
-                 volume_id);
+    return Error(Code::kInternal, "volume {}: a sync needs the owner's Describe of it", volume_id);
   }
   const DescribeResponse& resp = listing->response;
   csi::SyncReport report;
