@@ -3,21 +3,25 @@
 # one certificate signed by it with the name every node presents and checks
 # (DNS:cellar-peer). Writes ca.crt, tls.crt, tls.key into DIR (the --peer-tls-dir of
 # `cellar node`); with --secret NAMESPACE it also prints a Kubernetes Secret holding
-# them, for `kubectl apply -f -`. Only the node plugin may mount that Secret: whoever
-# holds it can read every volume of the cluster.
+# them, <name>-peer-tls (--name, default cellar: the deployment's name in
+# deploy/settings.yaml), which the peering component mounts, for `kubectl apply -f -`.
+# Only the node plugin may mount that Secret: whoever holds it can read every volume of
+# the cluster.
 #
-#   bash deploy/peer-certs.sh DIR [--days N] [--secret NAMESPACE]
+#   bash deploy/peer-certs.sh DIR [--days N] [--secret NAMESPACE [--name NAME]]
 set -euo pipefail
 
-usage() { echo "usage: $0 DIR [--days N] [--secret NAMESPACE]" >&2; exit 2; }
+usage() { echo "usage: $0 DIR [--days N] [--secret NAMESPACE [--name NAME]]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 dir=$1; shift
 days=825
 secret_ns=""
+name=cellar
 while [ $# -gt 0 ]; do
   case $1 in
     --days) days=${2:?}; shift 2 ;;
     --secret) secret_ns=${2:?}; shift 2 ;;
+    --name) name=${2:?}; shift 2 ;;
     *) usage ;;
   esac
 done
@@ -43,7 +47,7 @@ if [ -n "$secret_ns" ]; then
 apiVersion: v1
 kind: Secret
 metadata:
-  name: cellar-peer-tls
+  name: $name-peer-tls
   namespace: $secret_ns
 type: kubernetes.io/tls
 data:

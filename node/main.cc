@@ -2,6 +2,7 @@
 //
 //   cellar node --endpoint unix:///csi/csi.sock --node-id NAME --state-dir DIR --capacity 8Gi
 //   cellar fd-holder --socket /run/cellar-holder/holder.sock
+//   cellar peer-relay --listen 10.0.0.5:7443 --to /var/lib/cellar/<ns>/<name>/peer.sock
 //   cellar registrar --csi-address /csi/csi.sock --kubelet-registration-path HOST_PATH [--check]
 //   cellar probe --endpoint unix:///csi/csi.sock --timeout 4s
 //   cellar status --endpoint unix:///csi/csi.sock [--json]
@@ -19,6 +20,7 @@
 #include "csi/registrar.h"
 #include "csi/status_format.h"
 #include "node/fd_holder.h"
+#include "node/peer_relay.h"
 #include "node/server.h"
 
 #ifndef CELLAR_VERSION
@@ -126,6 +128,20 @@ int main(int argc, char** argv) {
                    "Directory with ca.crt, tls.crt and tls.key (the cluster's Cellar CA and this "
                    "node's certificate): needed to serve peers and to publish volumes held by "
                    "other nodes. Default: no cross-node reads");
+
+  std::string relay_listen;
+  std::string relay_target;
+  std::string relay_log_level = "info";
+  CLI::App* relay =
+      app.add_subcommand("peer-relay",
+                         "Carry other nodes' connections to this node's peer socket (the plugin's "
+                         "--peer-listen=unix://...), from the node's own address");
+  relay->add_option("--listen", relay_listen, "HOST:PORT to accept on, e.g. 10.0.0.5:7443")
+      ->required();
+  relay->add_option("--to", relay_target, "The unix socket `cellar node` serves peers on")
+      ->required();
+  relay->add_option("--log-level", relay_log_level, "trace, debug, info, warn or error")
+      ->capture_default_str();
 
   std::string holder_socket;
   std::string holder_log_level = "info";
@@ -275,6 +291,19 @@ int main(int argc, char** argv) {
     if (!st.ok()) {
       spdlog::error("cellar registrar: {}", st.message());
       return st.code() == cellar::Code::kInvalidArgument ? 2 : 1;
+    }
+    return 0;
+  }
+
+  if (relay->parsed()) {
+    if (cellar::Status st = cellar::SetLogLevel(relay_log_level); !st.ok()) {
+      std::cerr << "cellar: " << st.message() << "\n";
+      return 2;
+    }
+    cellar::Status st = cellar::node::RunPeerRelayCommand(relay_listen, relay_target);
+    if (!st.ok()) {
+      spdlog::error("cellar peer-relay: {}", st.message());
+      return 1;
     }
     return 0;
   }

@@ -1,8 +1,11 @@
 #include "node/peering.h"
 
+#include <sys/stat.h>
+
 #include <spdlog/spdlog.h>
 
 #include "common/host_port.h"
+#include "common/unix_socket.h"
 #include "node/peer_client.h"
 #include "node/peer_credentials.h"
 #include "node/peer_server.h"
@@ -17,6 +20,13 @@ bool IsWildcard(const std::string& host) {
 
 }  // namespace
 
+std::optional<std::filesystem::path> UnixListenPath(const std::string& listen) {
+  for (std::string_view scheme : {"unix://", "unix:"}) {
+    if (listen.rfind(scheme, 0) == 0) return std::filesystem::path(listen.substr(scheme.size()));
+  }
+  return std::nullopt;
+}
+
 Status ResolvePeerOptions(PeerOptions& options) {
   if (!options.advertise.empty() && options.listen.empty()) {
     return InvalidArgument(
@@ -27,16 +37,29 @@ Status ResolvePeerOptions(PeerOptions& options) {
     return InvalidArgument(
         "--peer-listen needs --peer-tls-dir: other nodes are served only over mutual TLS");
   }
-  ASSIGN_OR_RETURN(HostPort listen, ParseHostPort("--peer-listen", options.listen));
-  if (options.advertise.empty()) {
-    if (IsWildcard(listen.host)) {
+  if (auto path = UnixListenPath(options.listen)) {
+    if (path->empty() || !path->is_absolute()) {
       return Error(Code::kInvalidArgument,
-                   "--peer-listen \"{}\" listens on every address: pass --peer-advertise with the "
-                   "address the other nodes dial (e.g. the node's IP and the same port)",
+                   "--peer-listen \"{}\": a unix socket needs an absolute path "
+                   "(unix:///var/lib/cellar/<namespace>/<name>/peer.sock)",
                    options.listen);
     }
-    options.advertise = options.listen;
+    if (options.advertise.empty()) {
+      return Error(Code::kInvalidArgument,
+                   "--peer-listen \"{}\" is a unix socket: pass --peer-advertise with the "
+                   "address other nodes dial (the relay's, `cellar peer-relay`)",
+                   options.listen);
+    }
+  } else {
+    ASSIGN_OR_RETURN(HostPort listen, ParseHostPort("--peer-listen", options.listen));
+    if (options.advertise.empty() && IsWildcard(listen.host)) {
+      return Error(Code::kInvalidArgument,
+                   "--peer-listen \"{}\" listens on every address: pass --peer-advertise with "
+                   "the address the other nodes dial (e.g. the node's IP and the same port)",
+                   options.listen);
+    }
   }
+  if (options.advertise.empty()) options.advertise = options.listen;
   ASSIGN_OR_RETURN(HostPort advertise, ParseHostPort("--peer-advertise", options.advertise));
   if (IsWildcard(advertise.host)) {
     return Error(Code::kInvalidArgument,
@@ -70,9 +93,13 @@ Result<std::unique_ptr<Peering>> Peering::Start(const PeerOptions& options,
     return store.ArenaPath(id);
   };
   peering->service_ = std::make_unique<PeerServer>(node_id, resolve);
+  const auto unix_path = UnixListenPath(options.listen);
+  // A socket left by a dead process, or by the predecessor that handed this node over.
+  if (unix_path) RETURN_IF_ERROR(PrepareSocketPath(*unix_path));
   int port = 0;
   ASSIGN_OR_RETURN(peering->server_,
                    StartPeerServer(options.listen, credentials, peering->service_.get(), &port));
+  if (unix_path) ::chmod(unix_path->c_str(), 0600);  // root's relay; TLS guards it anyway
   peering->advertise_ = options.advertise;
   spdlog::info("cross-node reads: serving this node's volumes on {} (port {}) as {}",
                options.listen, port, options.advertise);

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -19,10 +20,15 @@ class PeerClient;
 class PeerServer;
 
 struct PeerOptions {
-  std::string listen;             // HOST:PORT to serve on; empty: serve no one
+  // HOST:PORT, or unix:///path (behind `cellar peer-relay`), to serve on; empty: serve
+  // no one.
+  std::string listen;
   std::string advertise;          // HOST:PORT the others dial; default: listen
   std::filesystem::path tls_dir;  // ca.crt, tls.crt, tls.key; empty: no peering at all
 };
+
+// The socket path of a unix:// listen address; nullopt for HOST:PORT.
+std::optional<std::filesystem::path> UnixListenPath(const std::string& listen);
 
 // Completes and checks the options: listening needs credentials, and a wildcard listen
 // address needs an advertised one. InvalidArgument naming the flag otherwise.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.deploy import check_peering
 from tests.deploy.harness import (DEPLOY, REPO, TESTS, Runner, all_containers, container, daemonset_of,
                                   env_values, expect, expanded_args, flag_values, ident, kustomize, mount_for,
                                   objects_of, one, pod_spec, render_sh, run, schema_errors, validate_objects,
@@ -752,17 +753,18 @@ def check_metrics_endpoint(objs: list[dict]) -> None:
     expect(notes.get("prometheus.io/path") == "/metrics", "prometheus.io/path is not /metrics")
 
 
-def render_with_monitoring(ctx: Context, settings: Path) -> list[dict]:
-    """The deployment with `settings` plus the monitoring component, as an operator adds it."""
-    d = Path(tempfile.mkdtemp(prefix="monitoring.", dir=ctx.workdir))
+def render_with(ctx: Context, settings: Path, component: Path) -> list[dict]:
+    """The deployment with `settings` plus an optional component, as an operator adds it
+    (after the identity component)."""
+    d = Path(tempfile.mkdtemp(prefix=f"{component.name}.", dir=ctx.workdir))
     shutil.copy(settings, d / "settings.yaml")
     # kustomize takes other directories only by relative path.
-    base, identity, monitoring = (os.path.relpath(p, d) for p in (
-        DEPLOY / "kubernetes" / "base", DEPLOY / "kubernetes" / "components" / "identity", MONITORING))
+    base, identity, extra = (os.path.relpath(p, d) for p in (
+        DEPLOY / "kubernetes" / "base", DEPLOY / "kubernetes" / "components" / "identity", component))
     (d / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
         f"resources:\n  - {base}\n  - settings.yaml\n"
-        f"components:\n  - {identity}\n  - {monitoring}\n")
+        f"components:\n  - {identity}\n  - {extra}\n")
     return kustomize(d)
 
 
@@ -770,7 +772,7 @@ def check_monitoring_component(ctx: Context, settings: Path, exp: dict) -> None:
     """The optional component's Service selects the plugin pods and their metrics
     port, its ServiceMonitor selects the Service, both in the deployment's namespace
     with its name, for every rendering."""
-    objs = render_with_monitoring(ctx, settings)
+    objs = render_with(ctx, settings, MONITORING)
     ds = daemonset(objs)
     svc = one(objs, "Service")
     mon = one(objs, "ServiceMonitor")
@@ -868,6 +870,10 @@ def register(runner: Runner, ctx: Context) -> None:
         settings = DEPLOY / "settings.yaml" if key == "default" else VINEYARD_OVERLAY / "settings.yaml"
         runner.check(f"contract {tag}: monitoring component: Service and ServiceMonitor select the plugin's "
                      "metrics", check_monitoring_component, ctx, settings, exp)
+        runner.check(f"contract {tag}: peering component: relay on the host network to the plugin's "
+                     "socket, peer flags, the Secret peer-certs.sh makes, the peers class",
+                     check_peering.check_component, render_with(ctx, settings, check_peering.PEERING),
+                     exp, ctx.workdir)
 
     if {"default", "vineyard"} <= ctx.renders.keys():
         runner.check("render.sh: committed vineyard overlay is current", check_overlay_is_current, ctx)

@@ -61,16 +61,28 @@ class PeerNode(CellarNode):
     ns: str = ""
     address: str = ""               # the node's IP in its namespace
     tls_dir: Path | None = None
+    # Serve peers on a unix socket behind `cellar peer-relay` at the node's address, as
+    # deploy/'s peering component does, instead of on the address itself.
+    relayed: bool = False
 
     @property
     def peer(self) -> str:
         return f"{self.address}:{PEER_PORT}"
 
+    @property
+    def peer_socket(self) -> Path:
+        return self.state_dir / "peer.sock"
+
     def args(self) -> list[str]:
+        listen = f"unix://{self.peer_socket}" if self.relayed else self.peer
         # nsenter execs cellar in place: the pid stays the daemon's, its argv cellar's.
         return netns.enter(self.ns) + super().args() + [
-            "--peer-listen", self.peer, "--peer-advertise", self.peer,
+            "--peer-listen", listen, "--peer-advertise", self.peer,
             "--peer-tls-dir", str(self.tls_dir)]
+
+    def relay_args(self) -> list[str]:
+        return netns.enter(self.ns) + [str(self.binary), "peer-relay", "--listen", self.peer,
+                                       "--to", str(self.peer_socket)]
 
     def arena(self, volume_id: str) -> Path:
         return self.state_dir / "arenas" / volume_id
@@ -132,6 +144,7 @@ class MultiNodeCluster:
         self.capacity = capacity
         self.io_mode = io_mode
         self.log_level = log_level
+        self.relays: list[subprocess.Popen] = []
         self.net = netns.Network(self.run, subnet=int(self.run) % 250 + 1)
         self.nodes: list[Node] = []
         self.calls: list = []
@@ -152,6 +165,8 @@ class MultiNodeCluster:
             for i in range(1, self.count + 1):
                 self.nodes.append(self._node(i))
             for n in self.nodes:
+                if n.daemon.relayed:
+                    self._start_relay(n)
                 self.start(n)
         except BaseException:
             self.close()
@@ -166,10 +181,33 @@ class MultiNodeCluster:
         name = f"mn-node-{i}"
         home = self.root / name
         extra = (f"--io-mode={self.io_mode}",) if self.io_mode else ()
+        # Node 1 serves peers the way deploy/ sets a node up (behind the relay), the
+        # others on their address: both paths take every check.
         daemon = PeerNode(home=home / "node", node_id=name, capacity=self.capacity,
                           log_level=self.log_level, extra_args=extra, ns=ns,
-                          address=self.net.address(i), tls_dir=self.certs)
+                          address=self.net.address(i), tls_dir=self.certs, relayed=i == 1)
         return Node(index=i, name=name, daemon=daemon, home=home)
+
+    def _start_relay(self, node: Node) -> None:
+        """`cellar peer-relay` in the node's namespace; it outlives the node's daemon, as
+        the relay pod outlives plugin pods. Returns once it listens."""
+        node.home.mkdir(parents=True, exist_ok=True)
+        with open(node.home / "relay.log", "ab") as log:
+            proc = subprocess.Popen(node.daemon.relay_args(), stdout=log, stderr=log)
+        self.relays.append(proc)
+        # /proc/<pid>/net/tcp lists the sockets of the process's network namespace:
+        # local address as hex IP:PORT, state 0A is LISTEN.
+        port = f":{PEER_PORT:04X}"
+        table = Path(f"/proc/{proc.pid}/net/tcp")
+
+        def listening() -> bool:
+            rows = [line.split() for line in table.read_text().splitlines()[1:]]
+            return any(r[1].endswith(port) and r[3] == "0A" for r in rows)
+        wait_for(lambda: proc.poll() is not None or listening(), 10.0,
+                 what=f"the relay of {node.name} listening")
+        if proc.poll() is not None:
+            raise RuntimeError(f"the relay of {node.name} exited {proc.returncode}: "
+                               f"{(node.home / 'relay.log').read_text()[-2000:]}")
 
     def start(self, node: Node, timeout: float = 30.0) -> None:
         """Starts (or restarts, same state dir) the node's daemon; its kubelet registers
@@ -204,6 +242,9 @@ class MultiNodeCluster:
             self.pvs.clear()
             for node in self.nodes:
                 node.daemon.stop()
+            for relay in self.relays:
+                relay.terminate()
+                relay.wait(10)
         finally:
             self.net.destroy()
             cleanup_root(self.root)
