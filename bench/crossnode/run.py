@@ -128,6 +128,9 @@ def main() -> int:
     ap.add_argument("--files", default="1,1024", help="files a volume is split into")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--direct", action="store_true",
+                    help="the owner serves peers on its address, not behind `cellar peer-relay` "
+                    "as deploy/ runs it")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     layouts = [int(f) for f in args.files.split(",")]
@@ -137,7 +140,8 @@ def main() -> int:
     multinode.install_signal_handlers()
     base = Path(os.environ.get("TMPDIR", "/tmp")) / "cellar-bench-crossnode"
     results: dict = {"link_gbps": [], "tls_gbps": [], "cases": {}}
-    with multinode.MultiNodeCluster(base, nodes=2, capacity=capacity) as c:
+    with multinode.MultiNodeCluster(base, nodes=2, capacity=capacity,
+                                    relay_first=not args.direct) as c:
         owner, reader = c.nodes
         volumes = {}
         for size, files in cases:

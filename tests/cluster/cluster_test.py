@@ -11,36 +11,20 @@ then "N passed, N failed".
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from tests.cluster import drills, kube
+from tests.cluster import drills, kube, peering
 from tests.cluster import workloads as w
 from tests.cluster.driver import (DRIVER, NODE, NODE_CAPACITY, STORAGE_CLASS, SYSTEM_NS,
                                   TOPOLOGY_KEY, capacity_of)
 from tests.cluster.kube import kubectl
 from tests.cluster.pipelines import checks as pipeline_checks
+from tests.cluster.steps import TEST_NS, run_step, step_report
 from tests.lib.checks import Runner
 from tests.lib.sizes import parse_size
 
-TEST_NS = "cellar-test"
 ROOT = w.ROOT
-
-
-def step_report(log: str) -> dict:
-    """The JSON line a pipeline step prints last."""
-    for line in reversed(log.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    raise AssertionError(f"no report in the step's log: {log[-500:]}")
-
-
-def run_step(job: str, claim: str, step: str, *args: str, ns: str = TEST_NS) -> dict:
-    kube.apply(w.dump(w.step_job(job, ns, claim, step, *args)))
-    report = step_report(kube.wait_job(job, ns, timeout=300))
-    assert report["ok"], f"{job}: checksum mismatches {report['mismatches']}"
-    return report
 
 
 # ---------------------------------------------------------------- checks
@@ -226,7 +210,7 @@ CHECKS = [check_install, check_csinode, check_capacity_published,
           check_node_without_plugin, *pipeline_checks.CHECKS,
           _drill(drills.drill_rollout_restart),
           _drill(drills.drill_sigkill), _drill(drills.drill_delete_plugin_pod),
-          check_second_rendering]
+          check_second_rendering, *peering.CHECKS]
 
 
 def main() -> int:

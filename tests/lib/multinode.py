@@ -136,7 +136,7 @@ def cleanup_stale(base: Path) -> list[str]:
 
 class MultiNodeCluster:
     def __init__(self, base: Path, nodes: int = 3, capacity: str = "512Mi",
-                 io_mode: str | None = None, log_level: str = "info"):
+                 io_mode: str | None = None, log_level: str = "info", relay_first: bool = True):
         self.run = run_id()
         self.root = base / self.run
         self.base = base
@@ -145,6 +145,7 @@ class MultiNodeCluster:
         self.io_mode = io_mode
         self.log_level = log_level
         self.relays: list[subprocess.Popen] = []
+        self.relay_first = relay_first
         self.net = netns.Network(self.run, subnet=int(self.run) % 250 + 1)
         self.nodes: list[Node] = []
         self.calls: list = []
@@ -181,11 +182,12 @@ class MultiNodeCluster:
         name = f"mn-node-{i}"
         home = self.root / name
         extra = (f"--io-mode={self.io_mode}",) if self.io_mode else ()
-        # Node 1 serves peers the way deploy/ sets a node up (behind the relay), the
-        # others on their address: both paths take every check.
+        # Node 1 serves peers the way deploy/ sets a node up (behind the relay, unless
+        # relay_first is off), the others on their address: both paths take every check.
         daemon = PeerNode(home=home / "node", node_id=name, capacity=self.capacity,
                           log_level=self.log_level, extra_args=extra, ns=ns,
-                          address=self.net.address(i), tls_dir=self.certs, relayed=i == 1)
+                          address=self.net.address(i), tls_dir=self.certs,
+                          relayed=self.relay_first and i == 1)
         return Node(index=i, name=name, daemon=daemon, home=home)
 
     def _start_relay(self, node: Node) -> None:
