@@ -4,27 +4,11 @@
 
 #include <fmt/format.h>
 
+#include "common/json_string.h"
+
 namespace cellar {
 
 namespace {
-
-void AppendEscaped(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-}
 
 class JsonFormatter final : public spdlog::formatter {
  public:
@@ -52,9 +36,9 @@ std::string JsonLogLine(std::chrono::system_clock::time_point time, std::string_
   std::string out = fmt::format(
       "{{\"time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\",\"level\":\"", tm.tm_year + 1900,
       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ((ms % 1000) + 1000) % 1000);
-  AppendEscaped(out, level);
+  AppendJsonEscaped(out, level);
   out += "\",\"msg\":\"";
-  AppendEscaped(out, msg);
+  AppendJsonEscaped(out, msg);
   out += "\"}\n";
   return out;
 }

@@ -6,6 +6,7 @@
 //   cellar registrar --csi-address /csi/csi.sock --kubelet-registration-path HOST_PATH [--check]
 //   cellar probe --endpoint unix:///csi/csi.sock --timeout 4s
 //   cellar status --endpoint unix:///csi/csi.sock [--json]
+//   cellar webhook --listen=:8443 --tls-dir=DIR --driver-name=NAME
 #include <cstdlib>
 #include <iostream>
 
@@ -22,6 +23,7 @@
 #include "node/fd_holder.h"
 #include "node/peer_relay.h"
 #include "node/server.h"
+#include "node/webhook.h"
 
 #ifndef CELLAR_VERSION
 #define CELLAR_VERSION "dev"
@@ -212,7 +214,57 @@ int main(int argc, char** argv) {
   status->add_flag("--json", status_json,
                    "Print the report as JSON (cellar_admin.proto's NodeStatus)");
 
+  cellar::node::WebhookOptions webhook_options;
+  webhook_options.driver_name = cellar::csi::kDefaultDriverName;
+  std::string webhook_tls_dir;
+  std::string webhook_log_level = "info";
+  std::string api_timeout = "1s";
+  CLI::App* webhook = app.add_subcommand(
+      "webhook",
+      "Serve the mutating admission webhook that makes pods of Cellar claims prefer the node "
+      "holding their data (HTTPS: POST /mutate, GET /healthz)");
+  webhook->add_option("--listen", webhook_options.listen, "HOST:PORT or :PORT to serve HTTPS on")
+      ->capture_default_str();
+  webhook->add_option("--tls-dir", webhook_tls_dir, "Directory with tls.crt and tls.key")
+      ->required();
+  webhook
+      ->add_option("--driver-name", webhook_options.driver_name,
+                   "The Cellar driver whose volumes get a preference")
+      ->capture_default_str();
+  webhook->add_option("--log-level", webhook_log_level, "trace, debug, info, warn or error")
+      ->capture_default_str();
+  webhook->add_option("--api-server", webhook_options.api.server,
+                      "Kubernetes API URL, https://HOST:PORT (default: "
+                      "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)");
+  webhook->add_option("--api-ca", webhook_options.api.ca_file,
+                      "CA of the API server (default: the service account's ca.crt)");
+  webhook->add_option("--api-token-file", webhook_options.api.token_file,
+                      "Bearer token, read again for every request (default: the service "
+                      "account's token)");
+  webhook->add_option("--api-timeout", api_timeout, "Timeout of one API request: 1s, 500ms")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+
+  if (webhook->parsed()) {
+    if (cellar::Status st = cellar::SetLogLevel(webhook_log_level); !st.ok()) {
+      std::cerr << "cellar webhook: " << st.message() << "\n";
+      return 2;
+    }
+    auto timeout = cellar::csi::ParseDuration(api_timeout);
+    if (!timeout.ok()) {
+      std::cerr << "cellar webhook: --api-timeout: " << timeout.status().message() << "\n";
+      return 2;
+    }
+    webhook_options.api.timeout = *timeout;
+    webhook_options.tls_dir = std::filesystem::absolute(webhook_tls_dir);
+    cellar::Status st = cellar::node::RunWebhook(webhook_options);
+    if (!st.ok()) {
+      spdlog::error("cellar webhook: {}", st.message());
+      return st.code() == cellar::Code::kInvalidArgument ? 2 : 1;
+    }
+    return 0;
+  }
 
   if (status->parsed()) {
     auto target = ClientTargetOf(status_endpoint, status_timeout);
