@@ -1,12 +1,12 @@
 #include "node/https_server.h"
 
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <spdlog/spdlog.h>
+
+#include "common/tcp_listen.h"
 
 namespace cellar::node {
 
@@ -34,51 +34,15 @@ std::string Render(const HttpResponse& r, bool keep_alive) {
       keep_alive ? "keep-alive" : "close", r.body);
 }
 
-Result<UniqueFd> Listen(const std::string& host, const std::string& port, int* bound_port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-  // Any address: IPv6's, which takes IPv4 too unless the kernel has no IPv6.
-  const char* node = host.empty() ? "::" : host.c_str();
-  addrinfo* found = nullptr;
-  int e = ::getaddrinfo(node, port.c_str(), &hints, &found);
-  if (e != 0 && host.empty()) e = ::getaddrinfo("0.0.0.0", port.c_str(), &hints, &found);
-  if (e != 0) {
-    return InvalidArgument(fmt::format("listen address {}:{}: {}", host, port, gai_strerror(e)));
-  }
-  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, ::freeaddrinfo);
-  UniqueFd fd(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd && host.empty() && found->ai_family == AF_INET6) {
-    return Listen("0.0.0.0", port, bound_port);
-  }
-  if (!fd) return ErrnoError("socket");
-  int one = 1, zero = 0;
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (found->ai_family == AF_INET6 && host.empty()) {
-    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-  }
-  if (::bind(fd.get(), found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd.get(), 128) != 0) {
-    int err = errno;
-    return Status(Code::kUnavailable,
-                  fmt::format("listen on {}:{}: {}", host, port, std::strerror(err)), err);
-  }
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-  *bound_port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
-                                                 : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-  return fd;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(HttpsServerOptions options,
                                                         HttpHandler handler) {
   std::unique_ptr<HttpsServer> server(new HttpsServer());
-  ASSIGN_OR_RETURN(auto host_port, SplitHostPort(options.listen));
   ASSIGN_OR_RETURN(server->ctx_, ServerTlsContext(options.cert, options.key));
-  ASSIGN_OR_RETURN(server->listener_, Listen(host_port.first, host_port.second, &server->port_));
+  ASSIGN_OR_RETURN(server->listener_,
+                   ListenTcp("--listen", options.listen, {.port_zero = true, .example = ":8443"}));
+  server->port_ = BoundPort(server->listener_.get());
   server->stop_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!server->stop_) return ErrnoError("eventfd");
   server->options_ = std::move(options);

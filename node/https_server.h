@@ -38,7 +38,7 @@ struct HttpResponse {
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpsServerOptions {
-  std::string listen;  // HOST:PORT, :PORT or [IPv6]:PORT; port 0 picks one
+  std::string listen;  // HOST:PORT, :PORT or [IPv6]:PORT (ParseHostPort); port 0 picks one
   std::filesystem::path cert;
   std::filesystem::path key;
   HttpLimits limits;

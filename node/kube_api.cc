@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/tcp_listen.h"
 #include "node/http_message.h"
 
 namespace cellar::node {
@@ -76,13 +77,17 @@ Result<KubeApi> KubeApi::Create(KubeApiOptions options) {
   if (authority.empty() || authority.find('/') != std::string::npos) {
     return InvalidArgument("API server \"" + server + "\": want https://HOST[:PORT]");
   }
-  const bool has_port = authority.back() != ']' && authority.find(':') != std::string::npos &&
-                        (authority.front() != '[' || authority.find("]:") != std::string::npos);
-  if (!has_port) authority += ":443";
-  auto host_port = SplitHostPort(authority);
-  if (!host_port.ok()) return InvalidArgument("API server: " + host_port.status().message());
-  api.host_ = host_port->first;
-  api.port_ = host_port->second;
+  // The port is optional in a URL; ParseHostPort wants one.
+  const size_t bracket = authority.rfind(']');
+  const size_t colon = authority.rfind(':');
+  if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket)) {
+    authority += ":443";
+  }
+  ASSIGN_OR_RETURN(HostPort at,
+                   ParseHostPort("--api-server", authority, {.example = "https://10.96.0.1:443"}));
+  api.host_ = Unbracketed(at.host);
+  api.port_ = std::to_string(at.port);
+  if (api.host_.empty()) return InvalidArgument("API server \"" + server + "\" has no host");
   api.server_ = server;
   std::filesystem::path dir = kServiceAccountDir;
   api.token_file_ = options.token_file.empty() ? dir / "token" : options.token_file;

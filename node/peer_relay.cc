@@ -19,7 +19,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/host_port.h"
+#include "common/tcp_listen.h"
 #include "common/termination_signals.h"
 
 namespace cellar::node {
@@ -123,31 +123,7 @@ class Connection {
 }  // namespace
 
 Result<UniqueFd> ListenForPeers(const std::string& listen) {
-  ASSIGN_OR_RETURN(HostPort at, ParseHostPort("--listen", listen));
-  std::string host = at.host;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(at.port);
-  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
-      rc != 0) {
-    return Error(Code::kInvalidArgument, "--listen \"{}\": {}", listen, ::gai_strerror(rc));
-  }
-  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(found, ::freeaddrinfo);
-  UniqueFd fd(::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, 0));
-  if (!fd) return ErrnoError("socket");
-  int on = 1;
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-  if (::bind(fd.get(), found->ai_addr, found->ai_addrlen) != 0) {
-    return ErrnoError("bind {}", listen);
-  }
-  if (::listen(fd.get(), 128) != 0) return ErrnoError("listen {}", listen);
-  return fd;
+  return ListenTcp("--listen", listen);
 }
 
 Status RunPeerRelay(int listener, const std::filesystem::path& target, int stop_fd) {

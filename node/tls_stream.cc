@@ -129,25 +129,6 @@ Result<SslCtx> ClientTlsContext(const std::filesystem::path& ca) {
   return ctx;
 }
 
-Result<std::pair<std::string, std::string>> SplitHostPort(const std::string& address) {
-  size_t colon = address.rfind(':');
-  if (colon == std::string::npos) {
-    return InvalidArgument("address \"" + address + "\" has no :PORT");
-  }
-  std::string host = address.substr(0, colon);
-  std::string port = address.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string::npos) {
-    return InvalidArgument("address \"" + address + "\": write an IPv6 host as [HOST]:PORT");
-  }
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
-    return InvalidArgument("address \"" + address + "\": bad port");
-  }
-  return std::make_pair(host, port);
-}
-
 Result<UniqueFd> ConnectTcp(const std::string& host, const std::string& port, Deadline deadline) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;

@@ -9,7 +9,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 
 #include <openssl/ssl.h>
 
@@ -36,9 +35,6 @@ Result<SslCtx> ServerTlsContext(const std::filesystem::path& cert,
 // A client context (TLS 1.2 or later) that trusts exactly the CAs of the PEM file `ca`.
 // Errors: InvalidArgument naming the file.
 Result<SslCtx> ClientTlsContext(const std::filesystem::path& ca);
-
-// "HOST:PORT", ":PORT", "[V6]:PORT" -> host ("" for any) and port. InvalidArgument else.
-Result<std::pair<std::string, std::string>> SplitHostPort(const std::string& address);
 
 // TCP connection to host:port (a name or an IP address) within the deadline.
 // Errors: Unavailable (refused, unreachable, no address), DeadlineExceeded.
