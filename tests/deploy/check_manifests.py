@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.deploy import check_peering
+from tests.deploy import check_peering, check_placement
 from tests.deploy.harness import (DEPLOY, REPO, TESTS, Runner, all_containers, container, daemonset_of,
                                   env_values, expect, expanded_args, flag_values, ident, kustomize, mount_for,
                                   objects_of, one, pod_spec, render_sh, run, schema_errors, validate_objects,
@@ -874,6 +874,10 @@ def register(runner: Runner, ctx: Context) -> None:
                      "socket, peer flags, the Secret peer-certs.sh makes, the peers class",
                      check_peering.check_component, render_with(ctx, settings, check_peering.PEERING),
                      exp, ctx.workdir)
+        runner.check(f"contract {tag}: placement component: webhook named by the settings, its Service, "
+                     "get-only RBAC, the Secret and MutatingWebhookConfiguration webhook-certs.sh prints",
+                     lambda: check_placement.check_component(render_with(ctx, settings, check_placement.PLACEMENT),
+                                                             exp, ctx.workdir))
 
     if {"default", "vineyard"} <= ctx.renders.keys():
         runner.check("render.sh: committed vineyard overlay is current", check_overlay_is_current, ctx)
