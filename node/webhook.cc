@@ -58,6 +58,8 @@ HttpResponse PlacementWebhook::Handle(const HttpRequest& request) {
   }
   if (path != "/mutate") return {404, "text/plain", "not found\n"};
   if (request.method != "POST") return {405, "text/plain", "POST only\n"};
+  std::unique_lock<std::mutex> one_large(large_review_, std::defer_lock);
+  if (request.body.size() > kLargeReviewBytes) one_large.lock();
   auto answer = Review(request.body);
   if (!answer.ok()) {
     spdlog::warn("webhook: refused a request: {}", answer.status().message());
@@ -138,6 +140,9 @@ Status RunWebhook(const WebhookOptions& options) {
   server_options.listen = options.listen;
   server_options.cert = options.tls_dir / "tls.crt";
   server_options.key = options.tls_dir / "tls.key";
+  server_options.limits.max_body = kMaxReviewBytes;
+  // Each connection may hold a body of kMaxReviewBytes while it is read.
+  server_options.max_connections = 32;
   ASSIGN_OR_RETURN(auto server,
                    HttpsServer::Start(server_options, [&webhook](const HttpRequest& r) {
                      return webhook.Handle(r);

@@ -29,6 +29,13 @@ struct WebhookOptions {
   std::chrono::milliseconds budget{1500};
 };
 
+// The largest review read (413 beyond). A pod over etcd's default request limit
+// (1.5 MiB) could not be stored anyway; yaml-cpp's tree of a 2 MiB review takes ~130 MB.
+inline constexpr size_t kMaxReviewBytes = 2 * 1024 * 1024;
+// Reviews larger than this are parsed one at a time, so that a burst of them cannot
+// multiply that memory (the Deployment's limit is 256 MiB); a usual pod is ~10 KiB.
+inline constexpr size_t kLargeReviewBytes = 256 * 1024;
+
 class PlacementWebhook {
  public:
   PlacementWebhook(std::string driver_name, KubeApi api, std::chrono::milliseconds budget);
@@ -53,6 +60,7 @@ class PlacementWebhook {
   // bounded (cleared when full).
   std::mutex mu_;
   std::map<std::string, std::optional<std::string>> owners_;  // guarded by mu_
+  std::mutex large_review_;  // held while a review over kLargeReviewBytes is handled
 };
 
 // Serves the webhook on options.listen until SIGTERM or SIGINT. Errors: InvalidArgument
