@@ -7,6 +7,8 @@
 #include "node/webhook.h"
 
 #include <openssl/evp.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <yaml-cpp/yaml.h>
 
 #include <atomic>
@@ -16,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/tcp_listen.h"
 #include "csi/placement.h"
 #include "tests/support/temp_dir.h"
 
@@ -29,7 +32,7 @@ using cellar::testing::TempDir;
 
 const std::string kDriver = "csi.cellar.dev";
 
-void Run(const std::string& cmd) {
+void RunCommand(const std::string& cmd) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
@@ -41,13 +44,13 @@ void WriteText(const fs::path& p, const std::string& text) {
 void MakeCertificates(const fs::path& dir) {
   const std::string d = dir.string();
   WriteText(dir / "san.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  Run("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout " + d +
-      "/ca.key -out " + d + "/ca.crt 2>/dev/null");
-  Run("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout " + d + "/tls.key -out " +
-      d + "/tls.csr 2>/dev/null");
-  Run("openssl x509 -req -in " + d + "/tls.csr -CA " + d + "/ca.crt -CAkey " + d +
-      "/ca.key -CAcreateserial -days 1 -extfile " + d + "/san.cnf -out " + d +
-      "/tls.crt 2>/dev/null");
+  RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout " + d +
+             "/ca.key -out " + d + "/ca.crt 2>/dev/null");
+  RunCommand("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout " + d +
+             "/tls.key -out " + d + "/tls.csr 2>/dev/null");
+  RunCommand("openssl x509 -req -in " + d + "/tls.csr -CA " + d + "/ca.crt -CAkey " + d +
+             "/ca.key -CAcreateserial -days 1 -extfile " + d + "/san.cnf -out " + d +
+             "/tls.crt 2>/dev/null");
 }
 
 std::string Claim(const std::string& volume, const std::string& phase) {
@@ -328,6 +331,109 @@ TEST_F(WebhookTest, AStalledClientBlocksNobodyAndIsCutAtTheTimeout) {
   auto n = stalled->Read(buf, sizeof(buf), deadline);
   EXPECT_TRUE(!n.ok() || *n == 0) << "the server answered a half request";
   EXPECT_LT(Clock::now() - start, 3s);
+}
+
+// The API server's answers as the wire carries them: a TLS server that reads one request
+// and writes `raw` back, then closes. Returns KubeApi::Get's result for `path`.
+Result<std::string> GetFromRawServer(const TempDir& tmp, const std::string& raw,
+                                     const std::string& cert = "tls") {
+  auto listener = ListenTcp("--listen", "127.0.0.1:0", {.port_zero = true});
+  if (!listener.ok()) return listener.status();
+  auto ctx = ServerTlsContext(tmp / (cert + ".crt"), tmp / (cert + ".key"));
+  if (!ctx.ok()) return ctx.status();
+  std::thread server([&] {
+    pollfd p{listener->get(), POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) return;  // the client never came
+    UniqueFd fd(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC));
+    const Deadline deadline = Clock::now() + 5s;
+    auto stream = TlsStream::Accept(ctx->get(), std::move(fd), deadline);
+    if (!stream.ok()) return;
+    std::string buffered;
+    if (!ReadHttpMessage(*stream, buffered, HttpLimits{}, false, deadline).ok()) return;
+    (void)stream->WriteAll(raw, deadline);
+  });
+  KubeApiOptions options;
+  options.server = "https://127.0.0.1:" + std::to_string(BoundPort(listener->get()));
+  options.ca_file = tmp / "ca.crt";
+  options.token_file = tmp / "token";
+  auto api = KubeApi::Create(options);
+  Result<std::string> body = api.ok()
+                                 ? api->Get("/api/v1/persistentvolumes/pv-1", Clock::now() + 5s)
+                                 : Result<std::string>(api.status());
+  server.join();
+  return body;
+}
+
+class KubeApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MakeCertificates(tmp_.path());
+    WriteText(tmp_ / "token", "t\n");
+  }
+  TempDir tmp_{"kube-api-test"};
+};
+
+TEST_F(KubeApiTest, ChunkedAnswersAreDecoded) {
+  // Go's HTTP server chunks every answer over 2 KiB that has no Content-Length.
+  auto body = GetFromRawServer(tmp_,
+                               "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n"
+                               "4;ext=1\r\n\"b\"}\r\n0\r\nX-Trailer: y\r\n\r\n");
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  EXPECT_EQ(*body, "{\"a\":\"b\"}");
+}
+
+TEST_F(KubeApiTest, AnAnswerWithoutLengthEndsAtClose) {
+  auto body = GetFromRawServer(tmp_, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{}");
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  EXPECT_EQ(*body, "{}");
+}
+
+TEST_F(KubeApiTest, TruncatedAnswersAndErrorStatusesAreErrors) {
+  auto truncated =
+      GetFromRawServer(tmp_, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort");
+  EXPECT_EQ(truncated.status().code(), Code::kInvalidArgument) << truncated.status().ToString();
+  auto short_body = GetFromRawServer(tmp_, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}");
+  EXPECT_FALSE(short_body.ok());
+  EXPECT_EQ(GetFromRawServer(tmp_, "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}")
+                .status()
+                .code(),
+            Code::kNotFound);
+  EXPECT_EQ(GetFromRawServer(tmp_, "HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\n{}")
+                .status()
+                .code(),
+            Code::kPermissionDenied);
+  EXPECT_EQ(
+      GetFromRawServer(tmp_, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n").status().code(),
+      Code::kUnavailable);
+}
+
+TEST_F(KubeApiTest, TheServerCertificateMustNameTheHost) {
+  // Signed by the same CA, but for another name than the 127.0.0.1 dialled.
+  const std::string d = tmp_.path().string();
+  WriteText(tmp_ / "other.cnf", "subjectAltName=DNS:elsewhere\n");
+  RunCommand("openssl req -newkey rsa:2048 -nodes -subj /CN=elsewhere -keyout " + d +
+             "/other.key -out " + d + "/other.csr 2>/dev/null");
+  RunCommand("openssl x509 -req -in " + d + "/other.csr -CA " + d + "/ca.crt -CAkey " + d +
+             "/ca.key -CAcreateserial -days 1 -extfile " + d + "/other.cnf -out " + d +
+             "/other.crt 2>/dev/null");
+  auto body = GetFromRawServer(tmp_, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", "other");
+  EXPECT_EQ(body.status().code(), Code::kUnavailable) << body.status().ToString();
+}
+
+TEST_F(KubeApiTest, OnlyHttpsUrlsOfAHostAreAccepted) {
+  KubeApiOptions options;
+  options.ca_file = tmp_ / "ca.crt";
+  options.token_file = tmp_ / "token";
+  for (const char* url : {"https://127.0.0.1", "https://127.0.0.1:6443", "https://[::1]:6443/"}) {
+    options.server = url;
+    EXPECT_TRUE(KubeApi::Create(options).ok()) << url;
+  }
+  for (const char* url :
+       {"http://127.0.0.1:1", "https://127.0.0.1/api", "https://:443", "https://127.0.0.1:99999"}) {
+    options.server = url;
+    EXPECT_EQ(KubeApi::Create(options).status().code(), Code::kInvalidArgument) << url;
+  }
 }
 
 }  // namespace
