@@ -10,6 +10,8 @@ proven here is what only a real kubelet, provisioner, scheduler and runtime do:
 - a claim of <namespace>.<name>.peers.csi binds with the two-term node affinity, its
   pods run, and the relay at the node's address reaches the plugin's socket over mutual
   TLS (a peer's Describe of the volume lists the files the pod wrote);
+- with the placement component and deploy/webhook-certs.sh, the API server calls
+  `cellar webhook` and a new pod of the claim prefers the owner's node;
 - csi-provisioner still deletes the PV (the owner's instance matches the first term)
   and the memory comes back."""
 
@@ -38,18 +40,18 @@ NETNS = "cellar-k8s"            # tests/cluster/cluster.sh: the node's network n
 WORK = Path(tempfile.gettempdir()) / "cellar-cluster-peering"
 
 
-def overlay() -> Path:
-    """deploy/ plus the peering component, as an operator's kustomization adds it."""
+def overlay(*components: str) -> Path:
+    """deploy/ plus optional components, as an operator's kustomization adds them."""
     d = WORK / "overlay"
     d.mkdir(parents=True, exist_ok=True)
-    base, settings, identity, peering = (os.path.relpath(p, d) for p in (
-        DEPLOY / "kubernetes" / "base", DEPLOY / "settings.yaml",
-        DEPLOY / "kubernetes" / "components" / "identity",
-        DEPLOY / "kubernetes" / "components" / "peering"))
+    # kustomize takes files only from within the overlay, directories by relative path.
+    shutil.copy(DEPLOY / "settings.yaml", d / "settings.yaml")
+    dirs = [os.path.relpath(DEPLOY / "kubernetes" / "components" / c, d)
+            for c in ("identity", *components)]
     (d / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"resources:\n  - {base}\n  - {settings}\n"
-        f"components:\n  - {identity}\n  - {peering}\n")
+        f"resources:\n  - {os.path.relpath(DEPLOY / 'kubernetes' / 'base', d)}\n"
+        "  - settings.yaml\ncomponents:\n" + "".join(f"  - {c}\n" for c in dirs))
     return d
 
 
@@ -60,7 +62,7 @@ def check_peering_install():
                              "--secret", SYSTEM_NS], check=True, capture_output=True,
                             text=True).stdout
     kube.apply(secret)
-    kubectl("apply", "-k", str(overlay()))
+    kubectl("apply", "-k", str(overlay("peering")))
     for ds in ("cellar-node", "cellar-peer"):
         kubectl("rollout", "status", f"daemonset/{ds}", "-n", SYSTEM_NS, "--timeout=300s",
                 timeout=320)
@@ -90,6 +92,47 @@ def check_peering_claim():
     assert attrs.get("cellar.dev/owner-peer") == f"{node_ip}:7443", attrs
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "written.json").write_text(json.dumps(written["checksums"]))
+
+
+def check_placement_webhook():
+    """deploy/'s placement component and deploy/webhook-certs.sh on the cluster: the API
+    server calls `cellar webhook` for every pod created, and a pod of the bound peers
+    claim gets a preferred node affinity for the claim's owner, beside the affinity it
+    had; a pod without Cellar claims is left as it was."""
+    config = subprocess.run(["bash", str(DEPLOY / "webhook-certs.sh"), str(WORK / "webhook-tls"),
+                             "--namespace", SYSTEM_NS], check=True, capture_output=True,
+                            text=True).stdout
+    kube.apply(config)
+    kubectl("apply", "-k", str(overlay("peering", "placement")))
+    kubectl("rollout", "status", "deployment/cellar-webhook", "-n", SYSTEM_NS,
+            "--timeout=300s", timeout=320)
+    own = {"preference": {"matchExpressions": [
+        {"key": "example.com/zone", "operator": "In", "values": ["a"]}]}, "weight": 5}
+    pod = w.sleeper_pod("p-placed", TEST_NS, "pdata")
+    pod["spec"]["affinity"] = {"nodeAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [own]}}
+    plain = w.sleeper_pod("p-plain", TEST_NS, "pdata")
+    plain["spec"]["volumes"] = [v for v in plain["spec"]["volumes"] if v["name"] != "vineyard"]
+    plain["spec"]["containers"][0]["volumeMounts"] = [
+        m for m in plain["spec"]["containers"][0].get("volumeMounts", [])
+        if m["name"] != "vineyard"]
+    # The configuration is read by the API server's informer: the first pods after it
+    # was created may pass unmutated (failurePolicy Ignore), so ask until one is mutated.
+    def mutated():
+        if kube.exists("pod", "p-placed", TEST_NS):
+            kube.delete("pod", "p-placed", TEST_NS, timeout="60s")
+        kube.apply(w.dump(pod))
+        got = kube.get("pod", "p-placed", TEST_NS)["spec"].get("affinity", {})
+        return got.get("nodeAffinity", {}).get("preferredDuringSchedulingIgnoredDuringExecution")
+    prefs = kube.wait_until("the webhook's preference on a new pod", mutated, 60, interval=2)
+    want = {"weight": 100, "preference": {"matchExpressions": [
+        {"key": TOPOLOGY_KEY, "operator": "In", "values": [NODE]}]}}
+    assert prefs == [own, want], f"preferred terms {prefs}, want the pod's own then {want}"
+    kube.apply(w.dump(plain))
+    assert "affinity" not in kube.get("pod", "p-plain", TEST_NS)["spec"], \
+        "a pod without Cellar claims was changed"
+    for name in ("p-placed", "p-plain"):
+        kube.delete("pod", name, TEST_NS, timeout="60s")
 
 
 def check_peering_relay():
@@ -134,5 +177,5 @@ def check_peering_delete():
     shutil.rmtree(WORK, ignore_errors=True)
 
 
-CHECKS = [check_peering_install, check_peering_claim, check_peering_relay,
-          check_peering_delete]
+CHECKS = [check_peering_install, check_peering_claim, check_placement_webhook,
+          check_peering_relay, check_peering_delete]

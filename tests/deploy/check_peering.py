@@ -1,7 +1,7 @@
 """The peering component (deploy/kubernetes/components/peering), rendered after the
 identity component: what cross-node reads need to hold together in a cluster.
 
-- the relay DaemonSet is on the host network at the node's address, on a host port,
+- the relay DaemonSet runs the plugin's image, on the host network at the node's address, on a host port,
   and carries connections to the socket the node plugin serves: same state directory
   (hostPath and env), same file;
 - the node plugin listens on that socket, advertises the node's address on the relay's
@@ -50,6 +50,9 @@ def check_component(objs: list[dict], exp: dict, workdir: Path) -> None:
     expect(relay["spec"]["updateStrategy"]["rollingUpdate"].get("maxSurge", 0) == 0,
            "the relay surges: two pods cannot hold one host port")
     r = container(relay, "relay")
+    plugin_image = container(plugin, "cellar")["image"]
+    expect(r["image"] == plugin_image and r.get("imagePullPolicy") == "IfNotPresent",
+           f"relay image {r['image']} ({r.get('imagePullPolicy')}), the plugin runs {plugin_image}")
     rflags = flag_values(expanded_args(r, fields))
     expect(rflags.get("listen") == f"{NODE_IP}:7443", f"relay --listen={rflags.get('listen')}")
     expect([p.get("hostPort") for p in r.get("ports", [])] == [7443], "relay host port is not 7443")
