@@ -25,21 +25,10 @@ while [ $# -gt 0 ]; do
     *) usage ;;
   esac
 done
-command -v openssl >/dev/null || { echo "peer-certs: openssl is missing (apt-get install openssl)" >&2; exit 1; }
-
-mkdir -p "$dir"
-chmod 700 "$dir"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-openssl req -x509 -newkey rsa:2048 -nodes -days "$days" -subj "/CN=cellar-peer-ca" \
-  -keyout "$work/ca.key" -out "$dir/ca.crt" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=cellar-peer" \
-  -keyout "$dir/tls.key" -out "$work/tls.csr" 2>/dev/null
-printf 'subjectAltName=DNS:cellar-peer\nextendedKeyUsage=serverAuth,clientAuth\n' > "$work/ext"
-openssl x509 -req -in "$work/tls.csr" -CA "$dir/ca.crt" -CAkey "$work/ca.key" \
-  -CAcreateserial -CAserial "$work/ca.srl" -days "$days" -extfile "$work/ext" -out "$dir/tls.crt" 2>/dev/null
-chmod 600 "$dir/tls.key"
-# The CA's key is not kept: a new node needs the same Secret, not a new certificate.
+source "$(dirname "${BASH_SOURCE[0]}")/certs.lib.sh"
+# One certificate for every node: a new node needs the same Secret, not a new certificate.
+make_ca_and_cert "$dir" "$days" cellar-peer-ca cellar-peer \
+  $'subjectAltName=DNS:cellar-peer\nextendedKeyUsage=serverAuth,clientAuth'
 
 if [ -n "$secret_ns" ]; then
   b64() { base64 -w0 < "$1"; }

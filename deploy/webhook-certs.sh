@@ -39,25 +39,14 @@ label_re='^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'
 [[ "$namespace" =~ $label_re && ${#namespace} -le 63 ]] || die "namespace '$namespace' is not a DNS-1123 label"
 [[ "$name" =~ $label_re && ${#name} -le 52 ]] || die "name '$name' must be a DNS-1123 label of at most 52 characters"
 [[ "$days" =~ ^[1-9][0-9]*$ ]] || die "--days '$days' is not a positive number"
-command -v openssl >/dev/null || { echo "webhook-certs: openssl is missing (apt-get install openssl)" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/certs.lib.sh"
 
 service="$name-webhook"
 host="$service.$namespace.svc"
-mkdir -p "$dir"
-chmod 700 "$dir"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-openssl req -x509 -newkey rsa:2048 -nodes -days "$days" -subj "/CN=$namespace.$name.placement-ca" \
-  -keyout "$work/ca.key" -out "$dir/ca.crt" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=$host" \
-  -keyout "$dir/tls.key" -out "$work/tls.csr" 2>/dev/null
-printf 'subjectAltName=DNS:%s,DNS:%s.%s,DNS:%s.cluster.local\nextendedKeyUsage=serverAuth\n' \
-  "$host" "$service" "$namespace" "$host" > "$work/ext"
-openssl x509 -req -in "$work/tls.csr" -CA "$dir/ca.crt" -CAkey "$work/ca.key" \
-  -CAcreateserial -CAserial "$work/ca.srl" -days "$days" -extfile "$work/ext" \
-  -out "$dir/tls.crt" 2>/dev/null
-chmod 600 "$dir/tls.key"
-# The CA's key is not kept: rotating makes a new CA and a new configuration.
+# Rotating makes a new CA and a new configuration that trusts it.
+make_ca_and_cert "$dir" "$days" "$namespace.$name.placement-ca" "$host" \
+  "subjectAltName=DNS:$host,DNS:$service.$namespace,DNS:$host.cluster.local
+extendedKeyUsage=serverAuth"
 
 b64() { base64 -w0 < "$1"; }
 cat <<YAML

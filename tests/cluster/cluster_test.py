@@ -20,7 +20,7 @@ from tests.cluster.driver import (DRIVER, NODE, NODE_CAPACITY, STORAGE_CLASS, SY
                                   TOPOLOGY_KEY, capacity_of)
 from tests.cluster.kube import kubectl
 from tests.cluster.pipelines import checks as pipeline_checks
-from tests.cluster.steps import TEST_NS, run_step, step_report
+from tests.cluster.steps import TEST_NS, delete_claim, run_step, step_report
 from tests.lib.checks import Runner
 from tests.lib.sizes import parse_size
 
@@ -111,13 +111,7 @@ def _pod_done(name: str, ns: str) -> bool:
 
 def check_delete_returns_memory():
     """Deleting the claim deletes the volume and gives its memory back."""
-    for job in ("prepare", "train", "test"):
-        kube.delete("job", job, TEST_NS, timeout="60s")
-    kubectl("delete", "pods", "-n", TEST_NS, "-l", "batch.kubernetes.io/job-name",
-            "--wait=true", "--timeout=60s")
-    pv = kube.get("pvc", "data", TEST_NS)["spec"]["volumeName"]
-    kube.delete("pvc", "data", TEST_NS)
-    kube.wait_until("PV deleted", lambda: not kube.exists("pv", pv), 120)
+    delete_claim("data", ("prepare", "train", "test"))
     kube.wait_until("capacity back to 4Gi",
                     lambda: capacity_of(STORAGE_CLASS) == NODE_CAPACITY, 120)
 
@@ -135,12 +129,7 @@ def check_second_rendering():
     pv = kube.get("pvc", "vdata", TEST_NS)["spec"]["volumeName"]
     assert kube.get("pv", pv)["spec"]["csi"]["driver"] == \
         "vineyardd-sample.vineyard-system.csi.cellar.dev"
-    for job in ("v-prepare", "v-verify"):
-        kube.delete("job", job, TEST_NS, timeout="60s")
-    kubectl("delete", "pods", "-n", TEST_NS, "-l", "batch.kubernetes.io/job-name",
-            "--wait=true", "--timeout=60s")
-    kube.delete("pvc", "vdata", TEST_NS)
-    kube.wait_until("vineyard PV deleted", lambda: not kube.exists("pv", pv), 120)
+    delete_claim("vdata", ("v-prepare", "v-verify"))
     # The default deployment still serves.
     assert capacity_of(STORAGE_CLASS) == NODE_CAPACITY
 

@@ -29,7 +29,7 @@ from tests.cluster import workloads as w
 from tests.cluster.driver import (DRIVER, NODE, NODE_CAPACITY, STORAGE_CLASS, SYSTEM_NS,
                                   TOPOLOGY_KEY, capacity_of)
 from tests.cluster.kube import kubectl
-from tests.cluster.steps import TEST_NS, run_step
+from tests.cluster.steps import TEST_NS, delete_claim, run_step
 from tests.lib.sizes import parse_size
 
 ROOT = w.ROOT
@@ -166,13 +166,7 @@ def check_peering_relay():
 def check_peering_delete():
     """Deleting the claim deletes the PV (the owner's provisioner matches its affinity)
     and gives the memory back."""
-    for job in ("p-prepare", "p-verify"):
-        kube.delete("job", job, TEST_NS, timeout="60s")
-    kubectl("delete", "pods", "-n", TEST_NS, "-l", "batch.kubernetes.io/job-name",
-            "--wait=true", "--timeout=60s")
-    pv = kube.get("pvc", "pdata", TEST_NS)["spec"]["volumeName"]
-    kube.delete("pvc", "pdata", TEST_NS)
-    kube.wait_until("peers PV deleted", lambda: not kube.exists("pv", pv), 120)
+    delete_claim("pdata", ("p-prepare", "p-verify"))
     kube.wait_until("capacity back", lambda: capacity_of(STORAGE_CLASS) == NODE_CAPACITY, 120)
     shutil.rmtree(WORK, ignore_errors=True)
 

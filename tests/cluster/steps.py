@@ -23,3 +23,16 @@ def run_step(job: str, claim: str, step: str, *args: str, ns: str = TEST_NS) -> 
     report = step_report(kube.wait_job(job, ns, timeout=300))
     assert report["ok"], f"{job}: checksum mismatches {report['mismatches']}"
     return report
+
+
+def delete_claim(claim: str, jobs: tuple[str, ...], ns: str = TEST_NS) -> str:
+    """Deletes the claim's Jobs and their pods (Kubernetes keeps a claim while any pod
+    names it), then the claim; returns once its PV is gone, i.e. the volume deleted."""
+    for job in jobs:
+        kube.delete("job", job, ns, timeout="60s")
+    kube.kubectl("delete", "pods", "-n", ns, "-l", "batch.kubernetes.io/job-name",
+                 "--wait=true", "--timeout=60s")
+    pv = kube.get("pvc", claim, ns)["spec"]["volumeName"]
+    kube.delete("pvc", claim, ns)
+    kube.wait_until(f"PV {pv} of claim {claim} deleted", lambda: not kube.exists("pv", pv), 120)
+    return pv
