@@ -1,6 +1,10 @@
 #include "csi/identity_service.h"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
+
+#include "csi/local_client.h"
 
 namespace cellar::csi {
 
@@ -25,6 +29,11 @@ grpc::Status IdentityService::Probe(grpc::ServerContext*, const ProbeRequest* re
 Status IdentityService::DoGetPluginInfo(const GetPluginInfoRequest&, GetPluginInfoResponse* resp) {
   resp->set_name(ctx_.config.driver_name);
   resp->set_vendor_version(ctx_.config.version);
+  // Which process answers: in a rollout both plugin pods serve one socket, and the new
+  // pod's registrar must not register the driver before its own daemon took over.
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) == 0)
+    (*resp->mutable_manifest())[kHostManifestKey] = host;
   return Status::Ok();
 }
 

@@ -114,7 +114,7 @@ Status ProbeDriver(const fs::path& socket, std::chrono::milliseconds timeout) {
   return Status::Ok();
 }
 
-Result<std::string> DriverNameOf(const fs::path& socket, std::chrono::milliseconds timeout) {
+Result<DriverInfo> DriverInfoOf(const fs::path& socket, std::chrono::milliseconds timeout) {
   ::csi::v1::GetPluginInfoResponse resp;
   RETURN_IF_ERROR(CallIdentity(socket, timeout, "GetPluginInfo", [&](auto& stub, auto& ctx) {
     return stub.GetPluginInfo(&ctx, ::csi::v1::GetPluginInfoRequest(), &resp);
@@ -123,7 +123,8 @@ Result<std::string> DriverNameOf(const fs::path& socket, std::chrono::millisecon
     return Error(Code::kInvalidArgument, "GetPluginInfo on {} gave an empty driver name",
                  socket.string());
   }
-  return resp.name();
+  auto host = resp.manifest().find(kHostManifestKey);
+  return DriverInfo{resp.name(), host == resp.manifest().end() ? "" : host->second};
 }
 
 Result<cellar::admin::v1::NodeStatus> NodeStatusOf(const fs::path& socket,

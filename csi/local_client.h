@@ -38,10 +38,19 @@ std::shared_ptr<grpc::Channel> UnixChannel(const std::filesystem::path& path);
 // ready=false; the RPC's own code for any other error.
 Status ProbeDriver(const std::filesystem::path& socket, std::chrono::milliseconds timeout);
 
-// The driver's name from GetPluginInfo on `socket`, waiting at most `timeout`. Errors
-// as ProbeDriver's; InvalidArgument when the name it gives is empty.
-Result<std::string> DriverNameOf(const std::filesystem::path& socket,
-                                 std::chrono::milliseconds timeout);
+// GetPluginInfo's manifest key naming the host (in Kubernetes: the pod) of the process
+// that answered.
+inline constexpr const char* kHostManifestKey = "cellar.dev/host";
+
+struct DriverInfo {
+  std::string name;
+  std::string host;  // kHostManifestKey; empty from a driver that does not say
+};
+
+// The driver's name and host from GetPluginInfo on `socket`, waiting at most `timeout`.
+// Errors as ProbeDriver's; InvalidArgument when the name it gives is empty.
+Result<DriverInfo> DriverInfoOf(const std::filesystem::path& socket,
+                                std::chrono::milliseconds timeout);
 
 // What the `cellar node` on `socket` holds (its Admin service, cellar_admin.proto),
 // waiting at most `timeout`. Errors as ProbeDriver's; Unimplemented from a node too old

@@ -89,20 +89,31 @@ bool SignalWithin(const TerminationSignals& signals, std::chrono::milliseconds m
 Result<std::string> WaitForDriver(const RegistrarOptions& options,
                                   const TerminationSignals& signals) {
   const auto start = Clock::now();
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  const std::string own_host = host;
   auto delay = std::chrono::milliseconds(500);
   for (int attempt = 1;; ++attempt) {
-    auto name = DriverNameOf(options.csi_socket, options.timeout);
-    if (name.ok()) {
-      spdlog::info("the CSI driver on {} is {}", options.csi_socket.string(), *name);
-      return name;
+    auto info = DriverInfoOf(options.csi_socket, options.timeout);
+    Status why = info.status();
+    if (info.ok() && !info->host.empty() && info->host != own_host) {
+      // A rollout: the old pod's daemon still serves the socket, and the kubelet would
+      // take its NodeGetInfo (topology labels) from it. Register once ours answers.
+      why = Error(Code::kUnavailable,
+                  "the daemon answering runs on host {}, not on this one ({}): the old pod of "
+                  "a rollout, before it hands over to this pod's",
+                  info->host, own_host);
+    } else if (info.ok()) {
+      spdlog::info("the CSI driver on {} is {}", options.csi_socket.string(), info->name);
+      return info->name;
     }
     // Expected for a few seconds while `cellar node` starts; worth a warning after that.
     auto waited = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - start);
     auto level = waited < std::chrono::seconds(30) ? spdlog::level::info : spdlog::level::warn;
     spdlog::log(level, "waiting for the CSI driver ({} s, attempt {}): {}; next attempt in {} ms",
-                waited.count(), attempt, name.status().message(), delay.count());
+                waited.count(), attempt, why.message(), delay.count());
     if (SignalWithin(signals, delay)) return Status(Code::kCancelled, "stopped by a signal");
-    delay = std::min(delay * 2, std::chrono::milliseconds(10'000));
+    delay = std::min(delay * 2, std::chrono::milliseconds(5'000));
   }
 }
 

@@ -38,7 +38,10 @@ Result<std::filesystem::path> RegistrationSocketPath(const std::filesystem::path
                                                      const std::string& driver_name);
 
 // Waits for the driver on csi_socket and asks its name (GetPluginInfo, retried with a
-// growing delay, each failure logged), then serves Registration on
+// growing delay, each failure logged); while the answer comes from a daemon on another
+// host (GetPluginInfo's cellar.dev/host: the old pod of a rollout, before the hand-over
+// to this pod's daemon) it keeps waiting, so that the kubelet's NodeGetInfo at
+// registration reaches this pod's daemon and its topology. Then it serves Registration on
 // <registration_dir>/<driver>-reg.sock, replacing whatever socket is there (a stale
 // one, or the one of the old pod of a rollout). Returns OK on SIGTERM/SIGINT, having
 // removed the socket if it is still its own (a newer registrar's is left alone).
