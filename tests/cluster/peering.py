@@ -123,7 +123,10 @@ def check_placement_webhook():
             kube.delete("pod", "p-placed", TEST_NS, timeout="60s")
         kube.apply(w.dump(pod))
         got = kube.get("pod", "p-placed", TEST_NS)["spec"].get("affinity", {})
-        return got.get("nodeAffinity", {}).get("preferredDuringSchedulingIgnoredDuringExecution")
+        prefs = got.get("nodeAffinity", {}).get("preferredDuringSchedulingIgnoredDuringExecution")
+        # The pod's own term is there either way: mutated once a term names the owner.
+        return prefs if any(e["key"] == TOPOLOGY_KEY for t in prefs or []
+                            for e in t["preference"].get("matchExpressions", [])) else None
     prefs = kube.wait_until("the webhook's preference on a new pod", mutated, 60, interval=2)
     want = {"weight": 100, "preference": {"matchExpressions": [
         {"key": TOPOLOGY_KEY, "operator": "In", "values": [NODE]}]}}
@@ -166,6 +169,8 @@ def check_peering_relay():
 def check_peering_delete():
     """Deleting the claim deletes the PV (the owner's provisioner matches its affinity)
     and gives the memory back."""
+    for pod in ("p-placed", "p-plain"):  # left by a failed placement check
+        kube.delete("pod", pod, TEST_NS, timeout="60s")
     delete_claim("pdata", ("p-prepare", "p-verify"))
     kube.wait_until("capacity back", lambda: capacity_of(STORAGE_CLASS) == NODE_CAPACITY, 120)
     shutil.rmtree(WORK, ignore_errors=True)
