@@ -23,15 +23,11 @@ void FillCondition(const store::Store& s, const std::string& id, StatusMessage* 
 
 }  // namespace
 
-bool ControllerService::IsThisNode(const Topology& topology) const {
-  return DesignatesNode(topology, ctx_.config.node_id);
-}
-
 Status ControllerService::CheckTopology(const TopologyRequirement& req,
                                         const std::string& what) const {
   if (req.requisite().empty()) return Status::Ok();  // preferred alone is a wish
   for (const auto& t : req.requisite()) {
-    if (IsThisNode(t)) return Status::Ok();
+    if (DesignatesNode(t, ctx_.config.node_id)) return Status::Ok();
   }
   return Error(Code::kResourceExhausted,
                "{}: the requisite topology excludes node \"{}\"; a Cellar volume can only be "
@@ -240,7 +236,8 @@ Status ControllerService::DoListVolumes(const ListVolumesRequest& req, ListVolum
 }
 
 Status ControllerService::DoGetCapacity(const GetCapacityRequest& req, GetCapacityResponse* resp) {
-  if (req.has_accessible_topology() && !IsThisNode(req.accessible_topology())) {
+  if (req.has_accessible_topology() &&
+      !DesignatesNode(req.accessible_topology(), ctx_.config.node_id)) {
     resp->set_available_capacity(0);  // another node's segment: not ours to give
     return Status::Ok();
   }

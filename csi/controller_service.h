@@ -52,7 +52,6 @@ class ControllerService final : public ::csi::v1::Controller::Service {
   Status DoControllerGetVolume(const ::csi::v1::ControllerGetVolumeRequest& req,
                                ::csi::v1::ControllerGetVolumeResponse* resp);
   Status CheckTopology(const ::csi::v1::TopologyRequirement& req, const std::string& what) const;
-  bool IsThisNode(const ::csi::v1::Topology& topology) const;
   void FillVolume(const store::Volume& v, ::csi::v1::Volume* out) const;
   void FillStatus(const store::Volume& v,
                   ::csi::v1::ControllerGetVolumeResponse::VolumeStatus* out) const;

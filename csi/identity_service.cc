@@ -1,7 +1,5 @@
 #include "csi/identity_service.h"
 
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
 
 #include "csi/local_client.h"
@@ -31,9 +29,9 @@ Status IdentityService::DoGetPluginInfo(const GetPluginInfoRequest&, GetPluginIn
   resp->set_vendor_version(ctx_.config.version);
   // Which process answers: in a rollout both plugin pods serve one socket, and the new
   // pod's registrar must not register the driver before its own daemon took over.
-  char host[256] = {};
-  if (::gethostname(host, sizeof(host) - 1) == 0)
+  if (std::string host = HostName(); !host.empty()) {
     (*resp->mutable_manifest())[kHostManifestKey] = host;
+  }
   return Status::Ok();
 }
 

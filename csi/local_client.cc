@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <charconv>
 
@@ -112,6 +113,11 @@ Status ProbeDriver(const fs::path& socket, std::chrono::milliseconds timeout) {
                  socket.string());
   }
   return Status::Ok();
+}
+
+std::string HostName() {
+  char host[256] = {};
+  return ::gethostname(host, sizeof(host) - 1) == 0 ? host : "";
 }
 
 Result<DriverInfo> DriverInfoOf(const fs::path& socket, std::chrono::milliseconds timeout) {

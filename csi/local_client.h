@@ -42,6 +42,10 @@ Status ProbeDriver(const std::filesystem::path& socket, std::chrono::millisecond
 // that answered.
 inline constexpr const char* kHostManifestKey = "cellar.dev/host";
 
+// This process's host name (in Kubernetes: its pod's); "" if it cannot be read. What
+// GetPluginInfo reports under kHostManifestKey, and what the registrar compares it with.
+std::string HostName();
+
 struct DriverInfo {
   std::string name;
   std::string host;  // kHostManifestKey; empty from a driver that does not say

@@ -89,9 +89,7 @@ bool SignalWithin(const TerminationSignals& signals, std::chrono::milliseconds m
 Result<std::string> WaitForDriver(const RegistrarOptions& options,
                                   const TerminationSignals& signals) {
   const auto start = Clock::now();
-  char host[256] = {};
-  ::gethostname(host, sizeof(host) - 1);
-  const std::string own_host = host;
+  const std::string own_host = HostName();
   auto delay = std::chrono::milliseconds(500);
   for (int attempt = 1;; ++attempt) {
     auto info = DriverInfoOf(options.csi_socket, options.timeout);
