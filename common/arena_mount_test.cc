@@ -10,28 +10,17 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "tests/support/mount_options.h"
 
 namespace cellar {
 namespace {
 
 namespace fs = std::filesystem;
 
-// The super options of the mount at `path`, from /proc/self/mountinfo.
-std::string SuperOptions(const fs::path& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, found;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, mount_point;
-    fields >> id >> parent >> dev >> root >> mount_point;
-    if (mount_point != path.string()) continue;
-    found = line.substr(line.rfind(' ') + 1);
-  }
-  return found;
-}
+using ::cellar::testing::SuperOptions;
 
 uint64_t UsedBytes(const fs::path& path) {
   struct statfs s {};
@@ -57,6 +46,27 @@ class ArenaMountTest : public ::testing::Test {
 
 TEST(ArenaMountData, NamesSizeModeAndInode32) {
   EXPECT_EQ(ArenaMountData(1 << 20), "size=1048576,mode=0755,inode32");
+  EXPECT_EQ(ArenaMountData(1 << 20, ArenaPages::kHugeWithinSize),
+            "size=1048576,mode=0755,inode32,huge=within_size");
+}
+
+TEST(ArenaPages, ParsesTheParameterDefaultingToSmallPages) {
+  EXPECT_EQ(*ParseArenaPages({}, "volume \"a\""), ArenaPages::kSmall);
+  EXPECT_EQ(*ParseArenaPages({{"other", "x"}}, "volume \"a\""), ArenaPages::kSmall);
+  EXPECT_EQ(*ParseArenaPages({{kHugePagesParameter, "never"}}, "v"), ArenaPages::kSmall);
+  EXPECT_EQ(*ParseArenaPages({{kHugePagesParameter, "within_size"}}, "v"),
+            ArenaPages::kHugeWithinSize);
+  for (const char* bad : {"always", "", "Within_Size", "true"}) {
+    auto parsed = ParseArenaPages({{kHugePagesParameter, bad}}, "volume \"pvc-1\"");
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), Code::kInvalidArgument);
+    const std::string& message = parsed.status().message();
+    EXPECT_NE(message.find("volume \"pvc-1\""), std::string::npos) << message;
+    EXPECT_NE(message.find(kHugePagesParameter), std::string::npos) << message;
+    EXPECT_NE(message.find("within_size"), std::string::npos) << message;
+  }
+  EXPECT_EQ(ArenaPagesName(ArenaPages::kSmall), "never");
+  EXPECT_EQ(ArenaPagesName(ArenaPages::kHugeWithinSize), "within_size");
 }
 
 TEST_F(ArenaMountTest, MountsWithSmallInodeNumbersAndItsSize) {
@@ -65,6 +75,29 @@ TEST_F(ArenaMountTest, MountsWithSmallInodeNumbersAndItsSize) {
   // inode32 is shown only where it is not the kernel's default; inode64 never may be.
   EXPECT_EQ(options.find("inode64"), std::string::npos) << options;
   EXPECT_NE(options.find("size=65536k"), std::string::npos) << options;
+}
+
+// Huge pages only where a write covers 2 MiB: small files keep costing 4 KiB, a large
+// file gets large folios, and a resize (remount with size= only) keeps the choice.
+TEST_F(ArenaMountTest, WithinSizeKeepsSmallFilesSmallAndSurvivesResize) {
+  ASSERT_TRUE(MountArena(dir_, 64 << 20, ArenaPages::kHugeWithinSize).ok());
+  EXPECT_NE(SuperOptions(dir_).find("huge=within_size"), std::string::npos) << SuperOptions(dir_);
+  const std::string page(4096, 'x');
+  for (int i = 0; i < 16; ++i) std::ofstream(dir_ / ("f" + std::to_string(i))) << page;
+  EXPECT_EQ(UsedBytes(dir_), 16u * 4096u);
+  std::ofstream(dir_ / "large") << std::string(8 << 20, 'y');
+  EXPECT_EQ(UsedBytes(dir_), 16u * 4096u + (8u << 20));
+
+  ASSERT_EQ(::mount(nullptr, dir_.c_str(), nullptr, MS_REMOUNT | MS_NOSUID | MS_NODEV, "size=128m"),
+            0);
+  std::string options = SuperOptions(dir_);
+  EXPECT_NE(options.find("size=131072k"), std::string::npos) << options;
+  EXPECT_NE(options.find("huge=within_size"), std::string::npos) << options;
+}
+
+TEST_F(ArenaMountTest, SmallPagesAreTheDefault) {
+  ASSERT_TRUE(MountArena(dir_, 64 << 20).ok());
+  EXPECT_EQ(SuperOptions(dir_).find("huge="), std::string::npos) << SuperOptions(dir_);
 }
 
 TEST_F(ArenaMountTest, SmallFilesCostTheirPagesAndHaveSmallInodeNumbers) {

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/arena_mount.h"
 #include "common/size.h"
 #include "csi/handler_steps.h"
 #include "csi/mounter.h"
@@ -54,14 +55,18 @@ Result<store::Volume> NodeService::CreateEphemeral(const NodePublishVolumeReques
       auto parsed = ParseSize(value);
       if (!parsed.ok()) return parsed.status().WithContext(what + ": volume attribute \"size\"");
       size = *parsed;
+    } else if (key == kHugePagesParameter) {
+      recorded[key] = value;
+      RETURN_IF_ERROR(ParseArenaPages(recorded, what).status());
     } else if (key.rfind("csi.storage.k8s.io/", 0) == 0) {
       if (key == kPodName || key == kPodNamespace) {
         recorded[key] = value;
       }
     } else {
       return Error(Code::kInvalidArgument,
-                   "{}: unknown volume attribute \"{}\" (inline volumes take only \"size\")", what,
-                   key);
+                   "{}: unknown volume attribute \"{}\" (inline volumes take only \"size\" and "
+                   "\"{}\")",
+                   what, key, kHugePagesParameter);
     }
   }
   ::csi::v1::CapacityRange range;

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "common/arena_mount.h"
 #include "common/size.h"
 #include "csi/mounter.h"
 #include "csi/topology.h"
@@ -69,13 +70,16 @@ Result<std::map<std::string, std::string>> CheckParameters(
     } else if (key == kNodesParameter) {
       recorded[key] = value;
       RETURN_IF_ERROR(ParseVolumeNodes(recorded, what).status());
+    } else if (key == kHugePagesParameter) {
+      recorded[key] = value;
+      RETURN_IF_ERROR(ParseArenaPages(recorded, what).status());
     } else if (key.rfind("csi.storage.k8s.io/", 0) == 0) {
       continue;  // other provisioner metadata: harmless, not needed
     } else {
       return Error(Code::kInvalidArgument,
-                   "{}: unknown StorageClass parameter \"{}\" (Cellar takes only {} and "
+                   "{}: unknown StorageClass parameter \"{}\" (Cellar takes only {}, {} and "
                    "csi.storage.k8s.io/* metadata)",
-                   what, key, kNodesParameter);
+                   what, key, kNodesParameter, kHugePagesParameter);
     }
   }
   return recorded;

@@ -36,9 +36,9 @@ Status CheckCapabilities(
     const google::protobuf::RepeatedPtrField<::csi::v1::VolumeCapability>& caps,
     const std::string& what);
 
-// StorageClass parameters: cellar.dev/nodes (csi/topology.h) and csi.storage.k8s.io/*
-// are accepted (it and the three above are returned for recording); anything else, or
-// a bad cellar.dev/nodes value, is InvalidArgument.
+// StorageClass parameters: cellar.dev/nodes (csi/topology.h), cellar.dev/huge-pages
+// (common/arena_mount.h) and csi.storage.k8s.io/* are accepted (the two and the three
+// above are returned for recording); anything else, or a bad value, is InvalidArgument.
 Result<std::map<std::string, std::string>> CheckParameters(
     const google::protobuf::Map<std::string, std::string>& params, const std::string& what);
 

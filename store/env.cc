@@ -104,8 +104,8 @@ class PosixEnv final : public Env {
     return Status::Ok();
   }
 
-  Status MountTmpfs(const fs::path& path, uint64_t size_bytes) override {
-    return MountArena(path, size_bytes);
+  Status MountTmpfs(const fs::path& path, uint64_t size_bytes, ArenaPages pages) override {
+    return MountArena(path, size_bytes, pages);
   }
 
   Status ResizeTmpfs(const fs::path& path, uint64_t size_bytes) override {

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/arena_mount.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 
@@ -38,8 +39,9 @@ class Env {
   virtual Status CreateDirectories(const std::filesystem::path& path) = 0;
   virtual Status RemoveDirectory(const std::filesystem::path& path) = 0;
 
-  // Arenas: tmpfs mounts whose size= is the volume's capacity.
-  virtual Status MountTmpfs(const std::filesystem::path& path, uint64_t size_bytes) = 0;
+  // Arenas: tmpfs mounts whose size= is the volume's capacity. A resize keeps `pages`.
+  virtual Status MountTmpfs(const std::filesystem::path& path, uint64_t size_bytes,
+                            ArenaPages pages) = 0;
   virtual Status ResizeTmpfs(const std::filesystem::path& path, uint64_t size_bytes) = 0;
   // Lazy (MNT_DETACH) so a file still open elsewhere does not block deletion; the
   // memory returns when its last user goes.

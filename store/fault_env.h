@@ -46,9 +46,9 @@ class FaultEnv : public Env {
   Status RemoveDirectory(const std::filesystem::path& p) override {
     return base_.RemoveDirectory(p);
   }
-  Status MountTmpfs(const std::filesystem::path& p, uint64_t s) override {
+  Status MountTmpfs(const std::filesystem::path& p, uint64_t s, ArenaPages pages) override {
     if (fail_mount_) return Status::FromErrno(ENOMEM, "mount (injected)");
-    return base_.MountTmpfs(p, s);
+    return base_.MountTmpfs(p, s, pages);
   }
   Status ResizeTmpfs(const std::filesystem::path& p, uint64_t s) override {
     return base_.ResizeTmpfs(p, s);

@@ -16,6 +16,15 @@ namespace {
 // Rewrite the snapshot once the log holds this many records, so recovery stays fast.
 constexpr uint64_t kCompactAfterRecords = 512;
 
+// The recorded page choice. A value CreateVolume never accepted (a hand-edited journal)
+// falls back to 4 KiB pages: the volume must come back either way.
+ArenaPages PagesOf(const Volume& v) {
+  auto pages = ParseArenaPages(v.parameters, "volume " + v.id);
+  if (pages.ok()) return *pages;
+  spdlog::warn("{}; mounting its arena with 4 KiB pages", pages.status().message());
+  return ArenaPages::kSmall;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
@@ -70,7 +79,7 @@ Status Store::Recover() {
     // The journal is on disk, the arena was in memory: the node rebooted. The volume
     // must still exist for the pods and PVs that name it, so it comes back empty.
     RETURN_IF_ERROR(env_.CreateDirectories(arena));
-    RETURN_IF_ERROR(env_.MountTmpfs(arena, v.capacity_bytes));
+    RETURN_IF_ERROR(env_.MountTmpfs(arena, v.capacity_bytes, PagesOf(v)));
     lost_[id] = "the volume's memory was lost (node restarted?); it was re-created empty";
     spdlog::warn("volume {} ({}): arena was gone; re-created empty", id, v.name);
   }
@@ -126,6 +135,8 @@ Result<Volume> Store::CreateVolume(const VolumeSpec& spec, const std::string& id
                                    const ReplicaOf& replica_of) {
   if (spec.name.empty()) return InvalidArgument("volume name is empty");
   if (spec.capacity_bytes == 0) return InvalidArgument("volume capacity is 0");
+  ASSIGN_OR_RETURN(ArenaPages pages,
+                   ParseArenaPages(spec.parameters, fmt::format("volume \"{}\"", spec.name)));
   Volume v;
   {
     std::lock_guard lock(mu_);
@@ -165,7 +176,7 @@ Result<Volume> Store::CreateVolume(const VolumeSpec& spec, const std::string& id
 
   fs::path arena = ArenaPath(v.id);
   Status st = env_.CreateDirectories(arena);
-  if (st.ok()) st = env_.MountTmpfs(arena, v.capacity_bytes);
+  if (st.ok()) st = env_.MountTmpfs(arena, v.capacity_bytes, pages);
   if (st.ok()) {
     st = Persist(v);
     if (!st.ok()) (void)env_.Unmount(arena);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "store/fault_env.h"
+#include "tests/support/mount_options.h"
 #include "tests/support/needs_root.h"
 
 namespace cellar::store {
@@ -183,11 +184,38 @@ TEST_F(StoreTest, LostArenaComesBackEmptyAndAbnormal) {
   EXPECT_EQ(store_->Usage(a.id)->total_bytes, 8 * kMiB);
 }
 
+// cellar.dev/huge-pages is the volume's own: its arena is mounted with it at create,
+// keeps it across a restart, and gets it again when a reboot took the memory.
+TEST_F(StoreTest, HugePagesParameterMountsTheArenaWithIt) {
+  using ::cellar::testing::SuperOptions;
+  Open();
+  auto huge = store_->Create({"huge", 8 * kMiB, false, {{kHugePagesParameter, "within_size"}}});
+  ASSERT_TRUE(huge.ok()) << huge.status().ToString();
+  Volume small = MustCreate("small", 8 * kMiB);
+  fs::path arena = store_->ArenaPath(huge->id);
+  EXPECT_NE(SuperOptions(arena).find("huge=within_size"), std::string::npos);
+  EXPECT_EQ(SuperOptions(store_->ArenaPath(small.id)).find("huge="), std::string::npos);
+
+  auto bad = store_->Create({"bad", 8 * kMiB, false, {{kHugePagesParameter, "always"}}});
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->Capacity().volumes, 2u);  // nothing reserved for it
+
+  ASSERT_TRUE(store_->Resize(huge->id, 16 * kMiB).ok());
+  EXPECT_NE(SuperOptions(arena).find("huge=within_size"), std::string::npos);
+  store_.reset();
+  ASSERT_EQ(::umount2(arena.c_str(), MNT_DETACH), 0);  // what a reboot does to memory
+  Open();
+  EXPECT_EQ(store_->Get(huge->id)->parameters.at(kHugePagesParameter), "within_size");
+  EXPECT_TRUE(store_->Health(huge->id).abnormal);
+  EXPECT_NE(SuperOptions(arena).find("huge=within_size"), std::string::npos);
+  EXPECT_NE(SuperOptions(arena).find("size=16384k"), std::string::npos);
+}
+
 TEST_F(StoreTest, OrphanArenaIsRemovedAtOpen) {
   Open();
   fs::path orphan = dir_ / "arenas" / "vol-00000000000000000000000000000000";
   ASSERT_TRUE(RealEnv().CreateDirectories(orphan).ok());
-  ASSERT_TRUE(RealEnv().MountTmpfs(orphan, kMiB).ok());
+  ASSERT_TRUE(RealEnv().MountTmpfs(orphan, kMiB, ArenaPages::kSmall).ok());
   Open();
   EXPECT_FALSE(fs::exists(orphan));
 }

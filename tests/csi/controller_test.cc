@@ -1,5 +1,6 @@
 // Controller service against a real `cellar node`: success paths, idempotent repeats,
 // and every error code the spec assigns.
+#include "tests/support/mount_options.h"
 #include "tests/support/node_fixture.h"
 
 namespace cellar::testing {
@@ -259,6 +260,25 @@ TEST_P(ControllerTest, NodesParameter) {
   EXPECT_EQ(CreateCode(*node_, peers, nullptr, &msg), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(msg.find("pvc-peers"), std::string::npos) << msg;
   EXPECT_NE(msg.find("--peer-listen"), std::string::npos) << msg;
+  EXPECT_EQ(AvailableCapacity(), 256 * kMiB - 8 * kMiB);
+}
+
+TEST_P(ControllerTest, HugePagesParameter) {
+  auto huge = ProvisionerCreate("pvc-huge", 8 * kMiB, node_id());
+  (*huge.mutable_parameters())["cellar.dev/huge-pages"] = "within_size";
+  CreateVolumeResponse resp;
+  ASSERT_EQ(CreateCode(*node_, huge, &resp), grpc::StatusCode::OK);
+  EXPECT_EQ(resp.volume().volume_context().at("cellar.dev/huge-pages"), "within_size");
+  std::filesystem::path arena = node_->state_dir() / "arenas" / resp.volume().volume_id();
+  EXPECT_NE(SuperOptions(arena).find("huge=within_size"), std::string::npos) << SuperOptions(arena);
+
+  std::string msg;
+  auto bad = ProvisionerCreate("pvc-bad", 8 * kMiB, node_id());
+  (*bad.mutable_parameters())["cellar.dev/huge-pages"] = "always";
+  EXPECT_EQ(CreateCode(*node_, bad, nullptr, &msg), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(msg.find("pvc-bad"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("\"always\""), std::string::npos) << msg;
+  EXPECT_NE(msg.find("within_size"), std::string::npos) << msg;
   EXPECT_EQ(AvailableCapacity(), 256 * kMiB - 8 * kMiB);
 }
 

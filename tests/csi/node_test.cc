@@ -6,6 +6,7 @@
 
 #include <fstream>
 
+#include "tests/support/mount_options.h"
 #include "tests/support/node_fixture.h"
 
 namespace cellar::testing {
@@ -173,16 +174,24 @@ TEST_P(NodeServiceTest, NodeExpandGrowsWhenAsked) {
   ASSERT_TRUE(Unpublish(v.volume_id(), target).ok());
 }
 
-TEST_P(NodeServiceTest, InlineEphemeralVolumeLivesFromPublishToUnpublish) {
-  fs::path target = node_->TargetPath("pod-e", "inline");
+// What the kubelet sends for a CSI inline volume of a pod.
+NodePublishVolumeRequest InlinePublish(const std::string& handle, const fs::path& target,
+                                       const std::string& size) {
   NodePublishVolumeRequest req;
-  req.set_volume_id("csi-0123456789abcdef0123456789abcdef");
+  req.set_volume_id(handle);
   req.set_target_path(target);
   *req.mutable_volume_capability() = MountCapability();
   auto& ctx = *req.mutable_volume_context();
   ctx["csi.storage.k8s.io/ephemeral"] = "true";
+  ctx["size"] = size;
+  return req;
+}
+
+TEST_P(NodeServiceTest, InlineEphemeralVolumeLivesFromPublishToUnpublish) {
+  fs::path target = node_->TargetPath("pod-e", "inline");
+  auto req = InlinePublish("csi-0123456789abcdef0123456789abcdef", target, "24Mi");
+  auto& ctx = *req.mutable_volume_context();
   ctx["csi.storage.k8s.io/pod.name"] = "inline-pod";
-  ctx["size"] = "24Mi";
   ASSERT_TRUE(Publish(req).ok());
   EXPECT_TRUE(Publish(req).ok());  // idempotent
   EXPECT_EQ(AvailableCapacity(), 256 * kMiB - 24 * kMiB);
@@ -200,6 +209,26 @@ TEST_P(NodeServiceTest, InlineEphemeralVolumeLivesFromPublishToUnpublish) {
   ctx["size"] = "8Mi";
   ctx["color"] = "blue";
   EXPECT_EQ(Publish(req).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ctx.erase("color");
+  ctx["cellar.dev/huge-pages"] = "sometimes";
+  st = Publish(req);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find(req.volume_id()), std::string::npos) << st.error_message();
+  EXPECT_EQ(AvailableCapacity(), 256 * kMiB);
+}
+
+// An inline volume may ask for huge pages too (cellar.dev/huge-pages, as a class does).
+TEST_P(NodeServiceTest, InlineVolumeTakesHugePages) {
+  fs::path target = node_->TargetPath("pod-h", "inline");
+  auto req = InlinePublish("csi-00112233445566778899aabbccddeeff", target, "8Mi");
+  (*req.mutable_volume_context())["cellar.dev/huge-pages"] = "within_size";
+  ASSERT_TRUE(Publish(req).ok());
+  bool found = false;
+  for (const auto& arena : fs::directory_iterator(node_->state_dir() / "arenas")) {
+    found = found || SuperOptions(arena.path()).find("huge=within_size") != std::string::npos;
+  }
+  EXPECT_TRUE(found) << "no arena mounted with huge=within_size";
+  ASSERT_TRUE(Unpublish(req.volume_id(), target).ok());
 }
 
 TEST_P(NodeServiceTest, NeverTouchesMountsOrDirectoriesThatAreNotItsOwn) {
