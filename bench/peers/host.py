@@ -1,10 +1,14 @@
-"""What a results file says about the machine the run was on (run.py, kedro/bench.py)."""
+"""The machine a run is on: what a results file says about it (run.py, kedro/bench.py),
+and warm_memory, which step.py calls before every timed write and read."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import platform
 from pathlib import Path
+
+SLACK = 64 << 20
 
 
 def load_average() -> str:
@@ -14,3 +18,22 @@ def load_average() -> str:
 def machine() -> str:
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 30
     return f"{os.cpu_count()} cores, {memory} GiB, Linux {platform.release()}"
+
+
+def page_reporting() -> str:
+    """The guest's free page reporting (virtio-balloon): free blocks of 2^order pages are
+    handed back to the hypervisor, which must back them again on their next first touch."""
+    order = Path("/sys/module/page_reporting/parameters/page_reporting_order")
+    return f"free page reporting, order {order.read_text().strip()}" if order.exists() else ""
+
+
+def warm_memory(nbytes: int) -> None:
+    """Faults in and frees NBYTES of anonymous memory, so that the pages the next
+    allocation gets are backed by the host. On this VM free memory goes back to the
+    hypervisor, and the first touch of such a page costs 2-3 s per GiB
+    (page_cost.py), far more than any store's own work: without this, whichever system
+    allocates fresh pages (a file on tmpfs or a Cellar volume, pickle's bytes) would be
+    timed on the hypervisor, while vineyardd, which keeps its arena, would not."""
+    populate = getattr(mmap, "MAP_POPULATE", 0x8000)
+    region = mmap.mmap(-1, nbytes + SLACK, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    region.close()

@@ -200,6 +200,8 @@ METHODS = {
     "cellar-pickle": ("Cellar volume", "pickle", lambda w: Pickle(w["cellar"]), {FRAME, ARRAY}),
     "cellar-dump": ("Cellar volume", "cellar.dump/load",
                     lambda w: CellarDump(w["cellar"]), {FRAME, ARRAY}),
+    "cellar-dump-huge": ("Cellar volume, huge pages", "cellar.dump/load",
+                         lambda w: CellarDump(w["cellar_huge"]), {FRAME, ARRAY}),
     "cellar-compat": ("Cellar volume", "vineyard.csi via python/compat",
                       lambda w: CompatShim(w["cellar"]), {FRAME, ARRAY}),
     "cellar-feather": ("Cellar volume", "Feather, memory_map", lambda w: Feather(w["cellar"]),

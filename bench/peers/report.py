@@ -98,11 +98,15 @@ def markdown(data: dict) -> str:
     lines = ["# Peers: Cellar beside Vineyard, MinIO, tmpfs and the disk", ""]
     for run in data["runs"]:
         v = run["versions"]
-        lines += [f"- {run['date']} to {run['finished']}, {run['machine']}: "
-                  f"`bench/peers/run.sh {run['options']}`, load average {run['load_before']} "
-                  f"before and {run['load_after']} after (a shared machine). numpy {v['numpy']}, "
-                  f"pandas {v['pandas']}, pyarrow {v['pyarrow']}, vineyard {v['vineyard']}, "
-                  f"s3fs {v['s3fs']}."]
+        memory = {"warm": "host memory warmed before each timed step",
+                  "as-is": "host memory as the machine gave it"}.get(run.get("host_memory"),
+                                                                   "host memory as-is")
+        reporting = f", {run['page_reporting']}" if run.get("page_reporting") else ""
+        lines += [f"- {run['date']} to {run['finished']}, {run['machine']}{reporting}: "
+                  f"`bench/peers/run.sh {run['options']}`, {memory}, load average "
+                  f"{run['load_before']} before and {run['load_after']} after (a shared "
+                  f"machine). numpy {v['numpy']}, pandas {v['pandas']}, pyarrow "
+                  f"{v['pyarrow']}, vineyard {v['vineyard']}, s3fs {v['s3fs']}."]
     lines += ["", "Medians over interleaved rounds (the rounds column says how many).",
               "",
              "write = every write call of the workload; read = every read call until the "
@@ -110,10 +114,14 @@ def markdown(data: dict) -> str:
              "(where a mapped read pays for its pages); copies = anonymous memory the reader "
              "added / bytes it read (0 = it uses shared pages; 1 = one private copy).", ""]
     for size in sizes:
-        lines += [f"## DataFrame pipeline, {size / GIB:g} GiB (prepare, split, train, test)", ""]
-        lines += table(meds, "frame", size) + [""] + per_step(meds, size) + [""]
-        lines += [f"## One float64 array, {size / GIB:g} GiB", ""]
-        lines += table(meds, "array", size) + [""]
+        frame = table(meds, "frame", size)
+        if frame:
+            lines += [f"## DataFrame pipeline, {size / GIB:g} GiB (prepare, split, train, "
+                      "test)", ""] + frame + [""] + per_step(meds, size) + [""]
+        array = table(meds, "array", size)
+        if array:
+            lines += [f"## One float64 array, {size / GIB:g} GiB", ""] + array + [""]
+    lines += page_costs(data)
     if any(w == "files" for (w, _, _) in meds):
         lines += ["## 10,000 files of 64 KiB", "", "| system | write s | read s |",
                   "| --- | ---: | ---: |"]
@@ -122,6 +130,22 @@ def markdown(data: dict) -> str:
                 lines.append(f"| {label(m)[0]} | {steps['write']['write_s']:.3f} | "
                              f"{steps['read']['read_s']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def page_costs(data: dict) -> list[str]:
+    """page_cost.py's rows, one column per run that measured them."""
+    runs = [run for run in data["runs"] if run.get("page_cost_1gib")]
+    if not runs:
+        return []
+    cases = list(runs[0]["page_cost_1gib"])
+    lines = ["## What a fresh page costs (1 GiB, page_cost.py)", "",
+             "| case | " + " | ".join(f"s, run of {run['date']}" for run in runs) + " |",
+             "| --- |" + " ---: |" * len(runs)]
+    for case in cases:
+        cells = [f"{run['page_cost_1gib'][case]:.3f}" if case in run["page_cost_1gib"] else "-"
+                 for run in runs]
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def chart(data: dict, path: Path) -> None:

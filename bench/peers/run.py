@@ -2,7 +2,8 @@
 Started by run.sh (which makes the pinned venv, builds MinIO and provisions the Cellar
 volume); see bench/README.md, "Peers".
 
-    run.py --minio BIN --sizes 1G --rounds 3 [--methods a,b] [--report-only]
+    run.py --minio BIN --sizes 1G --rounds 3 [--methods a,b] [--host-memory as-is]
+           [--report-only]
 
 Each step runs in a fresh process (step.py), one method at a time, and the method's
 data is deleted before the next one starts, so no system holds memory another needs.
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import host
 import methods
+import page_cost
 import report
 import servers
 
@@ -49,7 +51,7 @@ def run_step(name: str, workload: str, step: str, size: int, where: dict) -> dic
 
 def clear(where: dict, vineyardd: servers.Vineyardd, minio_fs) -> None:
     """Every system empty again: files removed, objects deleted."""
-    for key in ("cellar", "tmpfs", "disk", "ids", "vineyard_csi_dir"):
+    for key in ("cellar", "cellar_huge", "tmpfs", "disk", "ids", "vineyard_csi_dir"):
         for entry in Path(where[key]).iterdir():
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     vineyardd.clear()
@@ -61,10 +63,13 @@ def measure(args, where, vineyardd, minio_fs) -> list[dict]:
     rows = []
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     names = args.methods.split(",") if args.methods else list(methods.METHODS)
+    workloads = args.workloads.split(",")
     for round_index in range(args.rounds):
         order = names[round_index % len(names):] + names[:round_index % len(names)]
         for size in sizes:
             for workload, steps in (("frame", FRAME_STEPS), ("array", ARRAY_STEPS)):
+                if workload not in workloads:
+                    continue
                 for name in order:
                     if workload not in methods.METHODS[name][3]:
                         continue
@@ -93,8 +98,13 @@ def main() -> int:
     ap.add_argument("--sizes", default="1G")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--methods", help="comma-separated subset of methods.METHODS")
+    ap.add_argument("--workloads", default="frame,array",
+                    help="frame, array or both (8 GiB frames do not fit in 24 GiB)")
     ap.add_argument("--skip-files", action="store_true")
     ap.add_argument("--disk-dir", default="/var/tmp")
+    ap.add_argument("--host-memory", choices=("warm", "as-is"), default="warm",
+                    help="warm: fault in and free the memory a step is about to need before "
+                         "timing it (host.warm_memory); as-is: time whatever the host gives")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--append", action="store_true",
                     help="add this run to results.json (e.g. a larger size, fewer rounds)")
@@ -105,21 +115,30 @@ def main() -> int:
         return 0
 
     volume = os.environ.get("CELLAR_VOLUME_DIR")
-    if not volume:
-        sys.exit("run.py: CELLAR_VOLUME_DIR is not set; start it through run.sh")
+    huge_volume = os.environ.get("CELLAR_HUGE_VOLUME_DIR")
+    if not volume or not huge_volume:
+        sys.exit("run.py: CELLAR_VOLUME_DIR or CELLAR_HUGE_VOLUME_DIR is not set; "
+                 "start it through run.sh")
     tag = f"cellar-peers-{os.getpid()}"
     scratch = Path("/tmp") / tag
-    where = {"cellar": f"{volume}/peers", "tmpfs": f"/dev/shm/{tag}",
-             "disk": f"{args.disk_dir}/{tag}", "ids": str(scratch / "ids"),
-             "vineyard_csi_dir": str(scratch / "vineyard" / "csi")}
+    where = {"cellar": f"{volume}/peers", "cellar_huge": f"{huge_volume}/peers",
+             "tmpfs": f"/dev/shm/{tag}", "disk": f"{args.disk_dir}/{tag}",
+             "ids": str(scratch / "ids"), "vineyard_csi_dir": str(scratch / "vineyard" / "csi"),
+             "warm_memory": args.host_memory == "warm"}
     largest = max(parse_size(s) for s in args.sizes.split(","))
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = host.load_average()
     try:
-        for key in ("cellar", "tmpfs", "disk", "ids"):
+        for key in ("cellar", "cellar_huge", "tmpfs", "disk", "ids"):
             Path(where[key]).mkdir(parents=True)
-        # Room for the frame and its four pieces (the split step holds both), plus slack.
-        with servers.Vineyardd(scratch / "vineyard", int(2.5 * largest) + (512 << 20)) as vy, \
+        # First, before the servers and the steps touch memory.
+        costs = page_cost.measure(1 << 30, {"tmpfs": where["tmpfs"],
+                                            "Cellar volume": where["cellar"],
+                                            "Cellar volume, huge pages": where["cellar_huge"]})
+        # Room for the frame and its four pieces (the split step holds both), or for one
+        # array, plus slack.
+        room = 2.5 if "frame" in args.workloads else 1.1
+        with servers.Vineyardd(scratch / "vineyard", int(room * largest) + (512 << 20)) as vy, \
                 servers.MinIO(args.minio, Path(f"/dev/shm/{tag}-minio") / "data") as minio:
             Path(where["vineyard_csi_dir"]).mkdir(parents=True)
             where["vineyard_socket"] = str(vy.socket)
@@ -133,7 +152,8 @@ def main() -> int:
     run = {"date": started.strftime("%Y-%m-%d %H:%M UTC"),
             "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC"),
             "load_before": load_before, "load_after": host.load_average(),
-            "machine": host.machine(),
+            "machine": host.machine(), "page_reporting": host.page_reporting(),
+            "host_memory": args.host_memory, "page_cost_1gib": costs,
             "rounds": args.rounds, "sizes": args.sizes,
            "options": " ".join(a for a in sys.argv[1:] if a not in ("--minio", str(args.minio))),
            "versions": versions(), "rows": rows}

@@ -4,8 +4,10 @@ through one method (methods.py) and prints one JSON line of measurements.
     step.py METHOD WORKLOAD STEP SIZE_BYTES WHERE_JSON
 
 Timed: the write calls, and the read calls until the object is usable; then one scan of
-the data (first use; pages of a mapped file fault in there). Not timed: making the data
-and the train/test split. Memory: the peak resident set (VmHWM) from the first read to
+the data (first use; pages of a mapped file fault in there). Not timed: making the data,
+the train/test split, and host.warm_memory before each write and each step's reads (so
+that fresh pages cost what they cost on a machine whose free memory stays backed; run.py
+--host-memory as-is leaves it out). Memory: the peak resident set (VmHWM) from the first read to
 the end of the scan, and the anonymous memory the reads added; that divided by the bytes
 read is the number of private copies of the data the reader holds.
 """
@@ -17,6 +19,7 @@ import sys
 import time
 
 import data
+import host
 import methods
 
 SMALL_FILES = 10_000
@@ -32,16 +35,23 @@ def status_kib(field: str) -> int:
 
 
 class Meter:
-    def __init__(self):
+    def __init__(self, warm: bool):
+        self.warm = warm
         self.result = {"write_s": 0.0, "read_s": 0.0, "scan_s": 0.0, "written": 0, "read": 0}
 
+    def warm_memory(self, nbytes: int) -> None:
+        if self.warm:
+            host.warm_memory(nbytes)
+
     def write(self, method, key, obj):
+        self.warm_memory(data.nbytes(obj))
         started = time.perf_counter()
         method.write(key, obj)
         self.result["write_s"] += time.perf_counter() - started
         self.result["written"] += data.nbytes(obj)
 
-    def start_reading(self):
+    def start_reading(self, nbytes: int):
+        self.warm_memory(nbytes)   # room for a reader that copies (pickle, Parquet, S3)
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")   # resets VmHWM: the peak from here on is the reader's
         self.anon_before = status_kib("RssAnon")
@@ -66,13 +76,13 @@ def frame_step(method, step: str, size: int, meter: Meter) -> None:
     if step == "prepare":
         meter.write(method, "raw", data.frame(size))
     elif step == "split":
-        meter.start_reading()
+        meter.start_reading(size)
         df = meter.read(method, "raw")
         meter.finish_reading()
         for key, piece in data.split(df).items():
             meter.write(method, key, piece)
     else:   # train, test: read their two pieces
-        meter.start_reading()
+        meter.start_reading(size)
         kept = [meter.read(method, f"{axis}_{step}") for axis in ("x", "y")]
         meter.finish_reading()
         del kept
@@ -82,7 +92,7 @@ def array_step(method, step: str, size: int, meter: Meter) -> None:
     if step == "write":
         meter.write(method, "array", data.array(size))
     else:
-        meter.start_reading()
+        meter.start_reading(size)
         kept = meter.read(method, "array")
         meter.finish_reading()
         del kept
@@ -92,6 +102,7 @@ def files_step(where: dict, target: str, step: str, meter: Meter) -> None:
     """10,000 files of 64 KiB: into a directory, or objects in MinIO through s3fs."""
     payload = bytes(range(256)) * (SMALL_FILE_BYTES // 256)
     names = [f"small/{i:05d}.bin" for i in range(SMALL_FILES)]
+    meter.warm_memory(SMALL_FILES * SMALL_FILE_BYTES)
     started = time.perf_counter()
     if target == "minio":
         fs = methods.S3Pickle(where["minio"]).fs
@@ -121,7 +132,7 @@ def files_step(where: dict, target: str, step: str, meter: Meter) -> None:
 def main() -> int:
     name, workload, step, size, where = sys.argv[1:6]
     where = json.loads(where)
-    meter = Meter()
+    meter = Meter(warm=where.get("warm_memory", True))
     if workload == "files":
         files_step(where, name, step, meter)
     else:
