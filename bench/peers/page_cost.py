@@ -11,6 +11,8 @@ These rows separate the three costs at one size:
   fresh memory, host-backed            the same right after freeing it (warm_memory)
   copy into memory already held        np.copyto into a touched buffer: vineyardd's case
   pwrite into a new file in DIR        after warm_memory, as step.py times every write
+                                       (2 MiB blocks); and once after IDLE_S seconds of
+                                       idle and warming only 4 KiB pages
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import host
 
 REPEATS = 3
+IDLE_S = 10   # free page reporting hands free blocks back within seconds
 
 
 def _populate(nbytes: int) -> float:
@@ -36,10 +39,10 @@ def _populate(nbytes: int) -> float:
     return elapsed
 
 
-def _pwrite_new_file(directory: str, source: np.ndarray) -> float:
+def _pwrite_new_file(directory: str, source: np.ndarray, huge_warm: bool = True) -> float:
     path = os.path.join(directory, f".page-cost-{os.getpid()}")
     view = memoryview(source).cast("B")
-    host.warm_memory(len(view))
+    host.warm_memory(len(view), huge=huge_warm)
     started = time.perf_counter()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -71,6 +74,10 @@ def measure(nbytes: int, directories: dict[str, str]) -> dict[str, float]:
     for label, directory in directories.items():
         result[f"pwrite into a new file: {label}"] = statistics.median(
             _pwrite_new_file(directory, source) for _ in range(REPEATS))
+        # Once, after the free blocks of the rows before had time to go back to the host.
+        time.sleep(IDLE_S)
+        result[f"pwrite into a new file: {label}, {IDLE_S} s idle, then 4 KiB pages warmed"] = \
+            _pwrite_new_file(directory, source, huge_warm=False)
     return result
 
 
